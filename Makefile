@@ -1,0 +1,100 @@
+# Build, test, demo, bench, install. Plain GNU make + pkg-config.
+# Every .c in lib/ and in each program directory is picked up by wildcard, so
+# adding a module needs no edit here.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+PKGS     := fuse3 ext2fs com_err blkid libxxhash libarchive json-c libcrypto
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+            -D_FILE_OFFSET_BITS=64 -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+PROGRAMS := unionfs loopimg layerctl
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_A    := $(BUILD)/libcommon.a
+
+# Per program: all module objects except main.o go into a core archive that
+# unit tests link against.
+define program_rules
+$(1)_SRCS := $$(wildcard $(1)/*.c)
+$(1)_CORE_OBJS := $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out $(1)/main.c,$$($(1)_SRCS)))
+$(BUILD)/$(1)-core.a: $$($(1)_CORE_OBJS)
+	@mkdir -p $$(@D)
+	rm -f $$@ && ar rcs $$@ $$^
+$(BUILD)/$(1): $(BUILD)/$(1)/main.o $(BUILD)/$(1)-core.a $(LIB_A)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call program_rules,$(p))))
+
+BUILT_PROGRAMS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(p)/main.c),$(BUILD)/$(p)))
+CORE_ARCHIVES  := $(foreach p,$(PROGRAMS),$(if $(wildcard $(p)/*.c),$(BUILD)/$(p)-core.a))
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps check unit integration demo bench install asan lint format clean
+all: $(BUILT_PROGRAMS)
+
+$(LIB_A): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_ARCHIVES) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(CORE_ARCHIVES) $(LIB_A) $(LDLIBS) $(CHECK_LIBS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+deps:
+	@sh scripts/install-deps
+
+# The README's test command: installs what is missing, builds, runs every test.
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(UNIT_BINS)
+	@sh scripts/run-unit $(UNIT_BINS)
+
+integration: all
+	@BUILD=$(abspath $(BUILD)) bash tests/integration/run
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(abspath $(BUILD)) bash scripts/demo
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(abspath $(BUILD)) bash bench/run
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" all $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
+	@sh scripts/run-unit $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
+	@BUILD=$(abspath build-asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 bash tests/integration/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BUILT_PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(PREFIX)/share/man/man8/
+
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
+		--suppress=missingIncludeSystem -I. lib unionfs loopimg layerctl
+	clang-tidy --quiet $(LIB_SRCS) $(foreach p,$(PROGRAMS),$($(p)_SRCS)) -- $(CFLAGS)
+
+format:
+	clang-format -i $(wildcard lib/*.[ch] unionfs/*.[ch] loopimg/*.[ch] layerctl/*.[ch] tests/unit/*.c)
+
+clean:
+	rm -rf build build-asan

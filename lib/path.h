@@ -1,0 +1,28 @@
+/* Path helpers that never leave the directory fd they start from. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * openat2() with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS (and RESOLVE_NO_SYMLINKS
+ * when follow_symlinks is false): relative path inside dirfd, never escaping it.
+ * Returns an fd (O_CLOEXEC is always added) or -errno.
+ */
+int path_open_beneath(int dirfd, const char *path, int flags, mode_t mode, bool follow_symlinks);
+
+/* True when name is one path component: not empty, not "." or "..", no '/'. */
+bool path_is_component(const char *name);
+
+/* Creates every missing directory of a relative path beneath dirfd (mode 0755 unless given). */
+int path_mkdir_beneath(int dirfd, const char *path, mode_t mode);
+
+/* Removes a tree beneath dirfd (like rm -rf on dirfd/name), never following symlinks. */
+int path_remove_tree(int dirfd, const char *name);
+
+/* Joins a and b with one '/' into a new string; NULL when out of memory. */
+char *path_join(const char *a, const char *b);
+
+/* "/proc/self/fd/N" for fd into buf (at least 32 bytes); returns buf. */
+char *path_fd_proc(int fd, char *buf, size_t size);

@@ -1,0 +1,25 @@
+/* Extended attributes on fds of any kind, including O_PATH fds and symlinks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * The *_fd functions accept any fd: regular O_RDONLY fds use f*xattr, O_PATH
+ * fds go through /proc/self/fd/N (l*xattr on the resolved object: for a symlink
+ * fd this addresses the symlink itself). Return a size/0 or -errno.
+ */
+ssize_t xattr_get_fd(int fd, const char *name, void *value, size_t size);
+int xattr_set_fd(int fd, const char *name, const void *value, size_t size, int flags);
+int xattr_remove_fd(int fd, const char *name);
+ssize_t xattr_list_fd(int fd, char *list, size_t size);
+
+/* Allocating helpers: *out is malloc'd (NUL-terminated for convenience); returns length or -errno. */
+ssize_t xattr_get_alloc(int fd, const char *name, char **out);
+ssize_t xattr_list_alloc(int fd, char **out);
+
+/* Copies every xattr src_fd has and the process may set on dst_fd (skipping those for which
+ * skip(name) is true when skip is non-NULL). EPERM/ENOTSUP on one name is not fatal for
+ * trusted.* and security.* names when not privileged. Returns 0 or -errno. */
+int xattr_copy_all(int src_fd, int dst_fd, bool (*skip)(const char *name));
