@@ -13,20 +13,21 @@ CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
+.DEFAULT_GOAL := all
 PROGRAMS := unionfs loopimg layerctl
 LIB_SRCS := $(wildcard lib/*.c)
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_A    := $(BUILD)/libcommon.a
 
 # Per program: all module objects except main.o go into a core archive that
 # unit tests link against.
 define program_rules
 $(1)_SRCS := $$(wildcard $(1)/*.c)
-$(1)_CORE_OBJS := $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out $(1)/main.c,$$($(1)_SRCS)))
+$(1)_CORE_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter-out $(1)/main.c,$$($(1)_SRCS)))
 $(BUILD)/$(1)-core.a: $$($(1)_CORE_OBJS)
 	@mkdir -p $$(@D)
 	rm -f $$@ && ar rcs $$@ $$^
-$(BUILD)/$(1): $(BUILD)/$(1)/main.o $(BUILD)/$(1)-core.a $(LIB_A)
+$(BUILD)/$(1): $(BUILD)/obj/$(1)/main.o $(BUILD)/$(1)-core.a $(LIB_A)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rules,$(p))))
@@ -44,7 +45,7 @@ $(LIB_A): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
