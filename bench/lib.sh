@@ -29,7 +29,7 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-300}        # seconds, one measured step
 BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-30}
 # Column order of every table; the first is the baseline, the second the subject.
 BENCH_TOOLS=${BENCH_TOOLS:-"overlay unionfs fuse-overlayfs unionfs-fuse"}
-BENCH_DATA_VERSION=4                       # bump when benchtool gen changes
+BENCH_DATA_VERSION=5                       # bump when benchtool gen changes
 
 UNIONFS_FUSE_BIN=/usr/bin/unionfs          # Debian's unionfs-fuse; never via PATH
 FUSE_OVERLAYFS_BIN=$(command -v fuse-overlayfs || echo /usr/bin/fuse-overlayfs)
@@ -129,10 +129,14 @@ force_umount() {
 	kill_daemons "$mp"
 }
 
-tool_umount() {
+tool_umount() { # MP [force]: force when the daemon is known to be stuck
 	local mp=$1 i
 	is_mounted "$mp" || return 0
-	timeout -k 2 20 umount "$mp" 2>/dev/null || force_umount "$mp"
+	if [ "${2:-}" = force ]; then
+		force_umount "$mp"
+	else
+		timeout -k 2 20 umount "$mp" 2>/dev/null || force_umount "$mp"
+	fi
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		is_mounted "$mp" || break
 		sleep 0.2

@@ -27,7 +27,7 @@ declare -A LIVE=() AVAIL=()
 
 # revive TOOL: after a failed or timed-out step, start it afresh
 revive() {
-	tool_umount "$(mnt_of "$1")" || true
+	tool_umount "$(mnt_of "$1")" force || true
 	if tool_mount "$1"; then LIVE[$1]=1; else unset 'LIVE[$1]'; fi
 }
 
@@ -68,11 +68,11 @@ for t in "${TOOLS[@]}"; do
 		esac
 		continue
 	fi
-	AVAIL[$t]=1
+	# a tool that does not mount at all shows n/a; one that fails later, "fail"
 	if tool_mount "$t"; then
-		LIVE[$t]=1
+		AVAIL[$t]=1 LIVE[$t]=1
 	else
-		note "- $t: mount failed: $(head -c 200 "$BENCH_OUT/mount-$t.err" | tr '\n' ' ')"
+		note "- $t: mount failed, n/a: $(head -c 200 "$BENCH_OUT/mount-$t.err" | tr '\n' ' ')"
 	fi
 done
 [ -n "${LIVE[overlay]:-}" ] || log "warning: kernel overlayfs did not mount: no ratios"
