@@ -135,7 +135,7 @@ tool_umount() { # MP [force]: force when the daemon is known to be stuck
 	if [ "${2:-}" = force ]; then
 		force_umount "$mp"
 	else
-		timeout -k 2 20 umount "$mp" 2>/dev/null || force_umount "$mp"
+		timeout -k 2 10 umount "$mp" 2>/dev/null || force_umount "$mp"
 	fi
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		is_mounted "$mp" || break
@@ -153,7 +153,8 @@ bench_cleanup() {
 	trap - EXIT INT TERM
 	if [ -n "${MNT_ROOT:-}" ] && [ -d "$MNT_ROOT" ]; then
 		for mp in "$MNT_ROOT"/*; do
-			[ -d "$mp" ] || continue
+			# no [ -d ] first: it would stat a possibly stuck mount
+			[ "$mp" = "$MNT_ROOT/*" ] && continue
 			tool_umount "$mp" || log "warning: could not unmount $mp"
 			rmdir "$mp" 2>/dev/null
 		done
@@ -177,8 +178,9 @@ tool_available() {
 tool_mount() {
 	local tool=$1 mp rc=1
 	mp=$(mnt_of "$tool")
+	# unmount first: stat (mkdir -p) of a stuck FUSE mount would hang
+	is_mounted "$mp" && tool_umount "$mp" force
 	mkdir -p "$mp"
-	is_mounted "$mp" && tool_umount "$mp"
 	local to="timeout -k 5 $BENCH_MOUNT_TIMEOUT"
 	case $tool in
 	overlay)
