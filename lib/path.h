@@ -15,14 +15,26 @@ int path_open_beneath(int dirfd, const char *path, int flags, mode_t mode, bool 
 /* True when name is one path component: not empty, not "." or "..", no '/'. */
 bool path_is_component(const char *name);
 
-/* Creates every missing directory of a relative path beneath dirfd (mode 0755 unless given). */
+/*
+ * Creates every missing directory of a relative path beneath dirfd (mode 0755 unless given,
+ * i.e. when mode is 0). Symlinks are not followed (-ELOOP), ".." is refused (-EINVAL).
+ */
 int path_mkdir_beneath(int dirfd, const char *path, mode_t mode);
 
-/* Removes a tree beneath dirfd (like rm -rf on dirfd/name), never following symlinks. */
+/*
+ * Removes a tree beneath dirfd (like rm -rf on dirfd/name), never following symlinks.
+ * name may be a relative path (its parents are resolved beneath dirfd without
+ * symlinks); a missing name is success. Holds a constant number of fds at any
+ * depth, refuses (-EBUSY) to enter another mount, stops at the first error.
+ */
 int path_remove_tree(int dirfd, const char *name);
 
 /* Joins a and b with one '/' into a new string; NULL when out of memory. */
 char *path_join(const char *a, const char *b);
 
 /* "/proc/self/fd/N" for fd into buf (at least 32 bytes); returns buf. */
+#define PATH_FD_PROC_SIZE 32
 char *path_fd_proc(int fd, char *buf, size_t size);
+
+/* 1 when fd was opened with O_PATH (so f*() calls refuse it), 0 when not, or -errno. */
+int path_fd_is_opath(int fd);
