@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/digest.h"
 #include "lib/log.h"
+#include "lib/progress.h"
 #include "lib/macro.h"
 #include "loopimg/imgmount.h"
 #include "loopimg/info.h"
@@ -467,6 +469,78 @@ static int cmd_umount(int argc, char **argv)
 	return imgmount_umount(argv[optind]) < 0 ? EXIT_FAILURE : 0;
 }
 
+/* ---- digest / verify ---- */
+
+static void digest_progress(uint64_t done, uint64_t total, void *opaque)
+{
+	struct progress *p = opaque;
+
+	p->total = total;
+	progress_update(p, done);
+}
+
+static int digest_image(const char *path, char *hex)
+{
+	struct progress p;
+	int r;
+
+	progress_init(&p, current->name, 0, true, false);
+	r = digest_file(path, hex, digest_progress, &p);
+	progress_finish(&p);
+	if (r < 0)
+		log_errno(r, "%s: %s", current->name, path);
+	return r;
+}
+
+static int cmd_digest(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
+	};
+	char hex[DIGEST_HEX_LEN + 1];
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
+		return common_option(opt);
+	if ((r = need_args(argc, argv, 1)))
+		return r;
+	if (digest_image(argv[optind], hex) < 0)
+		return EXIT_FAILURE;
+	printf("xxh3-128:%s  %s\n", hex, argv[optind]);
+	return 0;
+}
+
+/* Exit 0 on a match, 1 on a mismatch, 2 when the digest cannot be computed or parsed. */
+static int cmd_verify(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
+	};
+	char want[DIGEST_HEX_LEN + 1], got[DIGEST_HEX_LEN + 1];
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
+		return common_option(opt);
+	if ((r = need_args(argc, argv, 2)))
+		return r;
+	if (!digest_parse(argv[optind + 1], want))
+		return usage_error("'%s': not an xxh3-128 digest (32 hex digits)",
+				   argv[optind + 1]);
+	if (digest_image(argv[optind], got) < 0)
+		return EXIT_USAGE;
+	if (strcmp(want, got)) {
+		log_error("verify: %s: digest mismatch: expected xxh3-128:%s, got xxh3-128:%s",
+			  argv[optind], want, got);
+		return EXIT_FAILURE;
+	}
+	printf("%s: OK\n", argv[optind]);
+	return 0;
+}
+
 static const struct command commands[] = {
     {"pack", cmd_pack, "pack [options] SRC IMG",
      "Write an ext4 image of the directory SRC to IMG (no mount, no loop device).\n\n"
@@ -493,6 +567,9 @@ static const struct command commands[] = {
     {"mount", cmd_mount, "mount [-r] IMG DIR",
      "Attach IMG and mount it on DIR; the device is freed again on umount.\n"},
     {"umount", cmd_umount, "umount DIR", "Unmount DIR and release its loop device.\n"},
+    {"digest", cmd_digest, "digest IMG", "Print the xxh3-128 digest of IMG.\n"},
+    {"verify", cmd_verify, "verify IMG DIGEST",
+     "Check IMG against an xxh3-128 digest: exit 0 on a match, 1 on a mismatch.\n"},
 };
 
 static int main_usage(FILE *out)

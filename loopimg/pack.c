@@ -19,6 +19,7 @@
 
 #include "lib/log.h"
 #include "lib/macro.h"
+#include "lib/progress.h"
 
 static char temp_path[PATH_MAX];
 
@@ -115,10 +116,8 @@ int pack_parse_owner_map(const char *s, struct tree_owner_map **map, size_t *n)
 struct copy_state {
 	struct ext4_writer *w;
 	struct tree *tree;
-	struct progress_cb {
-		bool on;
-		uint64_t done, total, last;
-	} progress;
+	struct progress progress;
+	uint64_t done;
 };
 
 static int open_source_file(int dirfd, const char *name)
@@ -140,20 +139,6 @@ static int log_node(struct copy_state *c, const struct tree_node *n, int err, co
 	return log_errno(err, "pack: %s", p ? p : n->name);
 }
 
-static void progress_show(struct copy_state *c, uint64_t add)
-{
-	struct progress_cb *p = &c->progress;
-
-	p->done += add;
-	if (!p->on || (p->done - p->last < (64u << 20) && p->done < p->total))
-		return;
-	p->last = p->done;
-	fprintf(stderr, "\rpack: %llu/%llu MiB", (unsigned long long)(p->done >> 20),
-		(unsigned long long)(p->total >> 20));
-	if (p->done >= p->total)
-		fputc('\n', stderr);
-}
-
 static int copy_file(struct copy_state *c, int dirfd, struct tree_node *n)
 {
 	_cleanup_close_ int fd = open_source_file(dirfd, n->name);
@@ -169,7 +154,8 @@ static int copy_file(struct copy_state *c, int dirfd, struct tree_node *n)
 	r = ext4_write_file(c->w, n, fd);
 	if (r < 0)
 		return r;
-	progress_show(c, n->size);
+	c->done += n->size;
+	progress_update(&c->progress, c->done);
 	return 0;
 }
 
@@ -284,9 +270,10 @@ static int write_image(const char *src, struct tree *tree, struct pack_options *
 
 	if (r < 0)
 		return r;
-	c.progress.on = o->progress;
-	c.progress.total = ext4_write_data_total(c.w);
+	if (o->progress)
+		progress_init(&c.progress, "pack", ext4_write_data_total(c.w), true, false);
 	r = copy_data(&c, src);
+	progress_finish(&c.progress);
 	if (r < 0) {
 		ext4_write_abort(c.w);
 		return r;

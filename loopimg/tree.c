@@ -325,14 +325,16 @@ static uint64_t node_data_bytes(const struct tree_node *n)
 
 static void hash_node(struct scan *s, const struct tree_node *n)
 {
-	struct {
-		uint32_t mode, uid, gid;
-		uint64_t rdev, size;
-		int64_t mtime_sec, mtime_nsec;
-	} meta = {n->mode, n->uid, n->gid, n->rdev, n->size, n->mtime.tv_sec, n->mtime.tv_nsec};
+	uint64_t meta[7] = {n->mode,
+			    n->uid,
+			    n->gid,
+			    n->rdev,
+			    n->size,
+			    (uint64_t)n->mtime.tv_sec,
+			    (uint64_t)n->mtime.tv_nsec};
 
 	XXH3_128bits_update(s->hash, n->name, strlen(n->name) + 1);
-	XXH3_128bits_update(s->hash, &meta, sizeof(meta));
+	XXH3_128bits_update(s->hash, meta, sizeof(meta));
 }
 
 /* Fills a node from an lstat of its name in dirfd; hard links point at their first node. */
