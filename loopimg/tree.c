@@ -249,7 +249,7 @@ static int read_xattrs(struct scan *s, int dirfd, struct tree_node *n)
 	if (n->parent)
 		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, n->name);
 	else
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", dirfd);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/.", dirfd);
 	len = llistxattr(path, list, sizeof(list));
 	if (len < 0) {
 		if (errno == ENOTSUP || errno == EOPNOTSUPP)
@@ -377,7 +377,7 @@ static int node_fill(struct scan *s, int dirfd, struct tree_node *n)
 		s->tree->ndirs++;
 	}
 	hash_node(s, n);
-	return read_xattrs(s, n->parent ? dirfd : dirfd, n);
+	return read_xattrs(s, dirfd, n);
 }
 
 static int child_cmp(const void *a, const void *b)
