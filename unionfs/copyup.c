@@ -1,0 +1,186 @@
+/*
+ * Copy-up. Each node has a copyup_lock held for the whole copy, so two
+ * writers of one file copy it once and a rename waits for it; other nodes
+ * and all reads go on meanwhile. The new object is built under a temporary
+ * name in the work dir and renamed into place only when complete, so a
+ * crash at any moment leaves either the lower object showing or the whole
+ * copy, never a partial one.
+ */
+#include "unionfs/copyup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/copy.h"
+#include "lib/macro.h"
+#include "lib/path.h"
+#include "lib/xattr.h"
+#include "unionfs/inode.h"
+#include "unionfs/readdir.h"
+#include "unionfs/unionfs.h"
+#include "unionfs/workdir.h"
+#include "unionfs/xattr.h"
+
+bool copyup_done(const struct unionfs *fs, const struct node *node)
+{
+	return !fs->read_only && node_layers(node)->v[0].branch == 0;
+}
+
+const char *copyup_origin_xattr(const struct unionfs *fs)
+{
+	return fs->privileged ? "trusted.unionfs.origin" : "user.unionfs.origin";
+}
+
+static bool skip_internal_xattr(const char *name)
+{
+	/* A lower object's markers (opaque, redirect, origin) describe the lower layer, not the copy. */
+	return unionfs_xattr_is_internal(name);
+}
+
+/* Creates the copy's first form at work_fd/tmp; returns an fd on it. */
+static int create_copy(int src_fd, const struct stat *st, int work_fd, const char *tmp,
+		       bool with_data)
+{
+	char proc[32], target[PATH_MAX];
+	_cleanup_close_ int src = -EBADF;
+	int dst, r;
+	ssize_t n;
+
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG:
+		dst = RET_NERRNO(openat(work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+		if (dst < 0 || !with_data)
+			return dst;
+		src = RET_NERRNO(open(path_fd_proc(src_fd, proc, sizeof(proc)), O_RDONLY | O_CLOEXEC));
+		r = src < 0 ? src : copy_data(src, dst);
+		if (r < 0) {
+			close(dst);
+			return r;
+		}
+		return dst;
+	case S_IFDIR:
+		if (mkdirat(work_fd, tmp, 0700) < 0)
+			return -errno;
+		return RET_NERRNO(openat(work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+	case S_IFLNK:
+		n = readlinkat(src_fd, "", target, sizeof(target) - 1);
+		if (n < 0)
+			return -errno;
+		target[n] = '\0';
+		if (symlinkat(target, work_fd, tmp) < 0)
+			return -errno;
+		break;
+	default:
+		if (mknodat(work_fd, tmp, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
+			return -errno;
+		break;
+	}
+	return RET_NERRNO(openat(work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+}
+
+static int finish_copy(struct unionfs *fs, struct node *node, int src_fd, const struct stat *st,
+		       int dst)
+{
+	int r;
+
+	/* One call: it orders chown before security.capability, which chown would drop. */
+	r = copy_metadata_skip(src_fd, dst, st, COPY_META_ALL, skip_internal_xattr);
+	if (r < 0)
+		return r;
+	/* Without it st_ino would change at copy-up; symlinks may refuse user.* names. */
+	r = xattr_set_fd(dst, copyup_origin_xattr(fs), &node->ino, sizeof(node->ino), 0);
+	if (r < 0 && !S_ISLNK(st->st_mode))
+		return r;
+	if (!fs->volatile_mode && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) && fsync(dst) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The new layer set: the upper object, and for a directory the lower ones still merged. */
+static int publish(struct node *node, const struct layer_set *old, int upper_fd)
+{
+	uint16_t n = S_ISDIR(node->type) ? old->n + 1 : 1;
+	struct layer_set *set = layer_set_new(n);
+
+	if (!set)
+		return -ENOMEM;
+	set->v[set->n++] = (struct node_layer){.fd = upper_fd, .branch = 0};
+	for (uint16_t i = 0; set->n < n; i++) {
+		int fd = fcntl(old->v[i].fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			layer_set_free(set);
+			return -errno;
+		}
+		set->v[set->n++] = old->v[i];
+		set->v[set->n - 1].fd = fd;
+	}
+	pthread_mutex_lock(&node->lock);
+	node_replace_layers(node, set);
+	pthread_mutex_unlock(&node->lock);
+	return 0;
+}
+
+/* The upper object's fd to keep: never a writable one (it would make exec fail with ETXTBSY). */
+static int keepable_fd(int dst, mode_t type)
+{
+	char proc[32];
+
+	if (!S_ISREG(type))
+		return RET_NERRNO(fcntl(dst, F_DUPFD_CLOEXEC, 3));
+	return RET_NERRNO(open(path_fd_proc(dst, proc, sizeof(proc)), O_PATH | O_CLOEXEC));
+}
+
+static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
+{
+	const struct layer_set *old = node_layers(node);
+	int src_fd = old->v[0].fd, parent_fd = node_layers(node->parent)->v[0].fd;
+	_cleanup_close_ int dst = -EBADF;
+	int keep = -EBADF, r;
+	char tmp[64];
+	struct stat st;
+
+	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	workdir_temp_name(fs, tmp, sizeof(tmp));
+	dst = create_copy(src_fd, &st, fs->work_fd, tmp, with_data);
+	if (dst < 0)
+		return dst;
+	r = finish_copy(fs, node, src_fd, &st, dst);
+	if (r == 0)
+		r = RET_NERRNO(renameat2(fs->work_fd, tmp, parent_fd, node->name, RENAME_NOREPLACE));
+	if (r < 0) {
+		path_remove_tree(fs->work_fd, tmp);
+		return r;
+	}
+	keep = keepable_fd(dst, st.st_mode);
+	r = keep < 0 ? keep : publish(node, old, keep);
+	if (r < 0) {
+		closep(&keep);
+		return r;
+	}
+	dir_listing_invalidate(node->parent);
+	return 0;
+}
+
+int copyup(struct unionfs *fs, struct node *node, bool with_data)
+{
+	int r = 0;
+
+	if (fs->read_only)
+		return -EROFS;
+	if (copyup_done(fs, node))
+		return 0;
+	r = copyup(fs, node->parent, true);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&node->copyup_lock);
+	if (!copyup_done(fs, node))
+		r = copy_object(fs, node, with_data);
+	pthread_mutex_unlock(&node->copyup_lock);
+	return r;
+}

@@ -1,0 +1,24 @@
+/* Copy-up: bringing an object from a read-only branch into the writable one. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct unionfs;
+struct node;
+
+/*
+ * Makes sure node's top object lives in the writable branch, copying it up
+ * with its parent directories when it does not: data (reflink, then
+ * copy_file_range; holes kept), mode, owner, ns times and xattrs, built in
+ * the work dir, fsynced unless volatile, then renamed into place. Without
+ * with_data a regular file is copied empty (it is about to be truncated).
+ * -EROFS on a mount without a writable branch.
+ */
+int copyup(struct unionfs *fs, struct node *node, bool with_data);
+
+/* True when the node's top object is already in the writable branch. */
+bool copyup_done(const struct unionfs *fs, const struct node *node);
+
+/* The xattr holding a copied-up object's original st_ino (ours, never overlayfs's). */
+const char *copyup_origin_xattr(const struct unionfs *fs);

@@ -1,0 +1,265 @@
+/*
+ * Changes to the namespace, as overlayfs makes them: in the writable branch,
+ * with whiteouts where a lower name must disappear, opaque directories where
+ * a new directory replaces a deleted one, redirects where a directory with
+ * lower parts moves. Each change that replaces something is built in the
+ * work dir and put in place with one rename, so it is all-or-nothing.
+ */
+#include "unionfs/dir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/macro.h"
+#include "lib/path.h"
+#include "unionfs/copyup.h"
+#include "unionfs/inode.h"
+#include "unionfs/namei.h"
+#include "unionfs/readdir.h"
+#include "unionfs/unionfs.h"
+#include "unionfs/workdir.h"
+
+int dir_upper_fd(struct unionfs *fs, struct node *dir)
+{
+	int r = copyup(fs, dir, true);
+
+	return r < 0 ? r : node_fd(dir);
+}
+
+/* True when a branch below the writable one has name in dir (whiteouts aside). */
+bool dir_name_in_lower(const struct node *dir, const char *name)
+{
+	const struct layer_set *set = node_layers(dir);
+	struct stat st;
+
+	for (uint16_t i = 0; i < set->n; i++)
+		if (set->v[i].branch != 0 &&
+		    fstatat(set->v[i].fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    !whiteout_is_overlay(&st))
+			return true;
+	return false;
+}
+
+static int make_at(int dirfd, const char *name, const struct new_object *obj, int *fd)
+{
+	switch (obj->mode & S_IFMT) {
+	case S_IFREG:
+		*fd = RET_NERRNO(openat(dirfd, name,
+					(obj->open_flags & ~(O_NOFOLLOW | O_TRUNC)) | O_CREAT | O_EXCL |
+						O_CLOEXEC,
+					obj->mode & 07777));
+		return *fd < 0 ? *fd : 0;
+	case S_IFDIR:
+		return RET_NERRNO(mkdirat(dirfd, name, obj->mode & 07777));
+	case S_IFLNK:
+		return RET_NERRNO(symlinkat(obj->target, dirfd, name));
+	default:
+		return RET_NERRNO(mknodat(dirfd, name, obj->mode, obj->rdev));
+	}
+}
+
+/*
+ * Gives a new object to the caller. In a setgid directory the group is
+ * inherited (the kernel already set it); chown clears setuid/setgid bits,
+ * so the mode is set again after it.
+ */
+static int set_owner(struct unionfs *fs, int parent_fd, int dirfd, const char *name,
+		     const struct new_object *obj, const struct creds *creds)
+{
+	struct stat parent;
+	gid_t gid = creds->gid;
+
+	if (!fs->privileged)
+		return 0;
+	if (fstat(parent_fd, &parent) < 0)
+		return -errno;
+	if (parent.st_mode & S_ISGID)
+		gid = (gid_t)-1;
+	if (fchownat(dirfd, name, creds->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISLNK(obj->mode) && (obj->mode & 07000) &&
+	    fchmodat(dirfd, name, obj->mode & 07777, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static void undo_make(int dirfd, const char *name, const struct new_object *obj, int *fd)
+{
+	closep(fd);
+	unlinkat(dirfd, name, S_ISDIR(obj->mode) ? AT_REMOVEDIR : 0);
+}
+
+/* Builds the object in the work dir, then swaps it with the whiteout (or puts it in place). */
+static int make_over_whiteout(struct unionfs *fs, int upper, const char *name,
+			      const struct new_object *obj, const struct creds *creds,
+			      bool overlay_whiteout, bool opaque, int *fd)
+{
+	char tmp[64];
+	int r;
+
+	workdir_temp_name(fs, tmp, sizeof(tmp));
+	r = make_at(fs->work_fd, tmp, obj, fd);
+	if (r < 0)
+		return r;
+	r = set_owner(fs, upper, fs->work_fd, tmp, obj, creds);
+	if (r == 0 && opaque) {
+		_cleanup_close_ int dfd =
+			openat(fs->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		r = dfd < 0 ? -errno : whiteout_set_opaque(fs, dfd);
+	}
+	if (r == 0)
+		r = RET_NERRNO(renameat2(fs->work_fd, tmp, upper, name,
+					 overlay_whiteout ? RENAME_EXCHANGE : RENAME_NOREPLACE));
+	if (r < 0) {
+		undo_make(fs->work_fd, tmp, obj, fd);
+		return r;
+	}
+	if (overlay_whiteout)
+		unlinkat(fs->work_fd, tmp, 0); /* the whiteout, swapped out */
+	else
+		r = whiteout_clear(upper, name);
+	return r;
+}
+
+int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struct new_object *obj,
+	     const struct creds *creds, struct node **out, struct stat *st, int *fd)
+{
+	int upper = dir_upper_fd(fs, dir), wh, r;
+	struct stat cur;
+	bool lower, overlay_whiteout;
+
+	*fd = -EBADF;
+	if (upper < 0)
+		return upper;
+	if (whiteout_is_meta_name(name))
+		return -EINVAL;
+	wh = whiteout_present(upper, name);
+	lower = dir_name_in_lower(dir, name);
+	if (!wh && lower)
+		return -EEXIST; /* visible below: the kernel would not have asked */
+	overlay_whiteout = wh && fstatat(upper, name, &cur, AT_SYMLINK_NOFOLLOW) == 0;
+	if (wh) {
+		r = make_over_whiteout(fs, upper, name, obj, creds, overlay_whiteout,
+				       S_ISDIR(obj->mode), fd);
+	} else {
+		r = make_at(upper, name, obj, fd);
+		if (r == 0) {
+			r = set_owner(fs, upper, upper, name, obj, creds);
+			if (r < 0)
+				undo_make(upper, name, obj, fd);
+		}
+	}
+	if (r < 0)
+		return r;
+	dir_listing_invalidate(dir);
+	r = namei_lookup(fs, dir, name, out, st);
+	if (r < 0)
+		closep(fd);
+	return r;
+}
+
+int dir_link(struct unionfs *fs, struct node *node, struct node *dir, const char *name,
+	     struct node **out, struct stat *st)
+{
+	char proc[32];
+	int upper, r;
+
+	r = copyup(fs, node, true);
+	if (r < 0)
+		return r;
+	upper = dir_upper_fd(fs, dir);
+	if (upper < 0)
+		return upper;
+	if (whiteout_present(upper, name)) {
+		r = whiteout_clear(upper, name);
+		if (r < 0)
+			return r;
+	}
+	r = RET_NERRNO(linkat(AT_FDCWD, path_fd_proc(node_fd(node), proc, sizeof(proc)), upper,
+			      name, AT_SYMLINK_FOLLOW));
+	if (r < 0)
+		return r;
+	dir_listing_invalidate(dir);
+	return namei_lookup(fs, dir, name, out, st);
+}
+
+/* Removes an upper object from view at once (one rename), then its contents at leisure. */
+static int discard(struct unionfs *fs, int upper, const char *name)
+{
+	char tmp[64];
+
+	workdir_temp_name(fs, tmp, sizeof(tmp));
+	if (renameat(upper, name, fs->work_fd, tmp) < 0)
+		return -errno;
+	return path_remove_tree(fs->work_fd, tmp);
+}
+
+static int remove_name(struct unionfs *fs, struct node *dir, const char *name, struct node *child)
+{
+	int upper = dir_upper_fd(fs, dir), r;
+	bool child_upper;
+	struct stat st;
+
+	if (upper < 0)
+		return upper;
+	/* A hard link's node may live under another name: ask the branch, not the node. */
+	child_upper = fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !whiteout_is_overlay(&st);
+	if (dir_name_in_lower(dir, name))
+		r = whiteout_put(fs, upper, name, child_upper);
+	else if (S_ISDIR(child->type))
+		r = discard(fs, upper, name);
+	else
+		r = RET_NERRNO(unlinkat(upper, name, 0));
+	dir_listing_invalidate(dir);
+	return r;
+}
+
+int dir_unlink(struct unionfs *fs, struct node *dir, const char *name)
+{
+	struct node *child;
+	struct stat st;
+	int r = namei_lookup(fs, dir, name, &child, &st);
+
+	if (r < 0)
+		return r;
+	r = S_ISDIR(st.st_mode) ? -EISDIR : remove_name(fs, dir, name, child);
+	node_forget(&fs->nodes, child, 1);
+	return r;
+}
+
+int dir_is_empty(struct node *dir)
+{
+	struct dir_listing *l;
+	int r;
+
+	dir_listing_invalidate(dir);
+	r = dir_listing_get(dir, 0, &l);
+	if (r < 0)
+		return r;
+	r = l->nvisible == 0 ? 0 : -ENOTEMPTY;
+	dir_listing_unref(l);
+	return r;
+}
+
+int dir_rmdir(struct unionfs *fs, struct node *dir, const char *name)
+{
+	struct node *child;
+	struct stat st;
+	int r = namei_lookup(fs, dir, name, &child, &st);
+
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(st.st_mode))
+		r = -ENOTDIR;
+	else
+		r = dir_is_empty(child);
+	if (r == 0)
+		r = remove_name(fs, dir, name, child);
+	node_forget(&fs->nodes, child, 1);
+	return r;
+}

@@ -1,0 +1,255 @@
+/*
+ * The node table. Locking: node_table.lock protects the hash chains, every
+ * node's nlookup, refs and hash_next, and the parent links while a node is
+ * freed. node.lock protects the node's read_fd and directory listing.
+ */
+#include "unionfs/inode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/macro.h"
+#include "lib/path.h"
+#include "unionfs/readdir.h"
+
+#define INITIAL_BUCKETS 4096
+
+int node_table_init(struct node_table *t)
+{
+	*t = (struct node_table){.nbuckets = INITIAL_BUCKETS};
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	if (!t->buckets)
+		return -ENOMEM;
+	return -pthread_mutex_init(&t->lock, NULL);
+}
+
+void node_table_destroy(struct node_table *t)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct node *n = t->buckets[i], *next;
+		for (; n; n = next) {
+			next = n->hash_next;
+			node_free(n);
+		}
+	}
+	free(t->buckets);
+	pthread_mutex_destroy(&t->lock);
+}
+
+static size_t bucket_of(const struct node_table *t, uint64_t ino)
+{
+	/* Fibonacci hashing spreads the packed branch bits and sequential inodes. */
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 20) & (t->nbuckets - 1);
+}
+
+static struct node *find_locked(struct node_table *t, uint64_t ino)
+{
+	struct node *n = t->buckets[bucket_of(t, ino)];
+
+	while (n && n->ino != ino)
+		n = n->hash_next;
+	return n;
+}
+
+static void grow_locked(struct node_table *t)
+{
+	size_t nbuckets = t->nbuckets * 2;
+	struct node **buckets = calloc(nbuckets, sizeof(*buckets));
+	struct node_table grown = {.nbuckets = nbuckets, .buckets = buckets};
+
+	if (!buckets)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct node *n = t->buckets[i], *next;
+		for (; n; n = next) {
+			size_t b = bucket_of(&grown, n->ino);
+			next = n->hash_next;
+			n->hash_next = buckets[b];
+			buckets[b] = n;
+		}
+	}
+	free(t->buckets);
+	t->buckets = buckets;
+	t->nbuckets = nbuckets;
+}
+
+struct node *node_table_get(struct node_table *t, uint64_t ino)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_locked(t, ino);
+	if (n)
+		n->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct node *node_table_insert(struct node_table *t, struct node *node)
+{
+	struct node *existing;
+	size_t b;
+
+	pthread_mutex_lock(&t->lock);
+	existing = find_locked(t, node->ino);
+	if (existing) {
+		existing->nlookup++;
+		pthread_mutex_unlock(&t->lock);
+		node_free(node);
+		return existing;
+	}
+	if (t->count >= t->nbuckets)
+		grow_locked(t);
+	b = bucket_of(t, node->ino);
+	node->nlookup = 1;
+	node->hash_next = t->buckets[b];
+	t->buckets[b] = node;
+	t->count++;
+	if (node->parent)
+		node->parent->refs++;
+	pthread_mutex_unlock(&t->lock);
+	return node;
+}
+
+static void unlink_locked(struct node_table *t, struct node *node)
+{
+	struct node **p = &t->buckets[bucket_of(t, node->ino)];
+
+	while (*p && *p != node)
+		p = &(*p)->hash_next;
+	if (*p)
+		*p = node->hash_next;
+	t->count--;
+}
+
+/* Frees the node and then each parent that only stayed for its children. */
+static void release_locked(struct node_table *t, struct node *node)
+{
+	struct node *parent;
+
+	while (node && node->nlookup == 0 && node->refs == 0 && node->parent) {
+		unlink_locked(t, node);
+		parent = node->parent;
+		parent->refs--;
+		node_free(node);
+		node = parent;
+	}
+}
+
+void node_forget(struct node_table *t, struct node *node, uint64_t n)
+{
+	pthread_mutex_lock(&t->lock);
+	node->nlookup -= MIN(n, node->nlookup);
+	release_locked(t, node);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int node_move(struct node_table *t, struct node *node, struct node *parent, const char *name)
+{
+	char *copy = strdup(name), *old_name;
+	struct node *old_parent;
+
+	if (!copy)
+		return -ENOMEM;
+	/* copyup_lock: a copy-up reads parent and name while holding it. */
+	pthread_mutex_lock(&node->copyup_lock);
+	pthread_mutex_lock(&t->lock);
+	old_parent = node->parent;
+	old_name = node->name;
+	parent->refs++;
+	node->parent = parent;
+	node->name = copy;
+	old_parent->refs--;
+	release_locked(t, old_parent);
+	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&node->copyup_lock);
+	free(old_name);
+	return 0;
+}
+
+struct node *node_new(uint64_t ino, mode_t type, struct node *parent, const char *name,
+		      struct layer_set *layers)
+{
+	struct node *node = calloc(1, sizeof(*node));
+
+	if (!node)
+		return NULL;
+	node->name = strdup(name);
+	if (!node->name) {
+		free(node);
+		return NULL;
+	}
+	node->ino = ino;
+	node->type = type;
+	node->parent = parent;
+	node->layers = layers;
+	pthread_mutex_init(&node->lock, NULL);
+	pthread_mutex_init(&node->copyup_lock, NULL);
+	return node;
+}
+
+struct layer_set *layer_set_new(uint16_t capacity)
+{
+	struct layer_set *set = calloc(1, sizeof(*set) + capacity * sizeof(struct node_layer));
+
+	if (set)
+		set->read_fd = -EBADF;
+	return set;
+}
+
+void layer_set_free(struct layer_set *set)
+{
+	if (!set)
+		return;
+	for (uint16_t i = 0; i < set->n; i++)
+		closep(&set->v[i].fd);
+	closep(&set->read_fd);
+	free(set);
+}
+
+void node_replace_layers(struct node *node, struct layer_set *layers)
+{
+	struct layer_set *old = node->layers;
+
+	old->retired_next = node->retired;
+	node->retired = old;
+	__atomic_store_n(&node->layers, layers, __ATOMIC_RELEASE);
+}
+
+void node_free(struct node *node)
+{
+	if (!node)
+		return;
+	layer_set_free(node->layers);
+	while (node->retired) {
+		struct layer_set *next = node->retired->retired_next;
+		layer_set_free(node->retired);
+		node->retired = next;
+	}
+	dir_listing_unref(node->listing);
+	pthread_mutex_destroy(&node->lock);
+	pthread_mutex_destroy(&node->copyup_lock);
+	free(node->name);
+	free(node);
+}
+
+int node_read_fd(struct node *node)
+{
+	char proc[32];
+	int fd;
+
+	struct layer_set *set;
+
+	pthread_mutex_lock(&node->lock);
+	set = node->layers;
+	if (set->read_fd < 0)
+		set->read_fd = RET_NERRNO(open(path_fd_proc(set->v[0].fd, proc, sizeof(proc)),
+					       O_RDONLY | O_CLOEXEC));
+	fd = set->read_fd;
+	if (fd < 0)
+		set->read_fd = -EBADF;
+	pthread_mutex_unlock(&node->lock);
+	return fd;
+}

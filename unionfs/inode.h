@@ -1,0 +1,108 @@
+/*
+ * The node table: what the kernel knows as a nodeid, with its real objects in
+ * the branches and a stable st_ino. A node is found by its st_ino, so every
+ * name of a hard-link group and every lookup of a name gives the same node.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct dir_listing;
+
+/* One real object behind a node: a directory has one per merged branch, top first. */
+struct node_layer {
+	int fd;          /* O_PATH for non-directories, O_RDONLY|O_DIRECTORY for directories */
+	uint16_t branch; /* index in the branch table */
+};
+
+/*
+ * The objects behind a node. Immutable once published: copy-up publishes a
+ * new set and retires the old one until the node is freed, so readers need
+ * no lock, only node_layers().
+ */
+struct layer_set {
+	struct layer_set *retired_next;
+	int read_fd; /* O_RDONLY on v[0], opened on first read, shared by read-only opens */
+	uint16_t n;
+	struct node_layer v[];
+};
+
+struct node {
+	uint64_t ino;     /* the st_ino we report; key of the table */
+	mode_t type;      /* S_IFMT bits */
+	struct node *parent;
+	char *name;
+	struct layer_set *layers; /* read with node_layers() */
+	struct layer_set *retired;
+	/* Protected by the table lock. */
+	uint64_t nlookup;
+	unsigned refs; /* children pointing here */
+	struct node *hash_next;
+	/* Protected by lock: the listing, read fds, and publishing new layer sets. */
+	pthread_mutex_t lock;
+	/* Serialises copy-up of this node (held across the copy, so not the lock above). */
+	pthread_mutex_t copyup_lock;
+	struct dir_listing *listing;
+	uint64_t listing_built_ns;
+};
+
+struct node_table {
+	pthread_mutex_t lock;
+	struct node **buckets;
+	size_t nbuckets;
+	size_t count;
+};
+
+int node_table_init(struct node_table *t);
+void node_table_destroy(struct node_table *t);
+
+/* The node with this st_ino, its lookup count raised by one; NULL when absent. */
+struct node *node_table_get(struct node_table *t, uint64_t ino);
+
+/*
+ * Inserts a new node (lookup count 1), or, if another thread inserted the same
+ * st_ino first, frees it and returns that one with its count raised.
+ */
+struct node *node_table_insert(struct node_table *t, struct node *node);
+
+/* Gives node a new parent and name (after a rename). */
+int node_move(struct node_table *t, struct node *node, struct node *parent, const char *name);
+
+/* Drops n lookups; frees the node (and parents no longer needed) at zero. */
+void node_forget(struct node_table *t, struct node *node, uint64_t n);
+
+/* A new node owning layers (taken over, freed with the node); NULL on ENOMEM. */
+struct node *node_new(uint64_t ino, mode_t type, struct node *parent, const char *name,
+		      struct layer_set *layers);
+void node_free(struct node *node);
+
+/* An empty set with room for n layers (n = 0 until filled); NULL on ENOMEM. */
+struct layer_set *layer_set_new(uint16_t capacity);
+/* Closes every fd and frees the set. */
+void layer_set_free(struct layer_set *set);
+
+static inline struct layer_set *node_layers(const struct node *node)
+{
+	return __atomic_load_n(&node->layers, __ATOMIC_ACQUIRE);
+}
+
+/* The top-most real object's fd. */
+static inline int node_fd(const struct node *node)
+{
+	return node_layers(node)->v[0].fd;
+}
+
+/* Publishes a new layer set; the old one stays valid until the node is freed. Caller holds node->lock. */
+void node_replace_layers(struct node *node, struct layer_set *layers);
+
+/* The shared read-only fd of a regular file node's current top object, opened on first use. */
+int node_read_fd(struct node *node);
+
+static inline bool node_is_dir(const struct node *node)
+{
+	return S_ISDIR(node->type);
+}

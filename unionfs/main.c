@@ -1,0 +1,271 @@
+/* unionfs: option handling, branch set-up, the FUSE session and its signals. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "unionfs/namei.h"
+#include "unionfs/ops.h"
+#include "unionfs/options.h"
+#include "unionfs/unionfs.h"
+#include "unionfs/workdir.h"
+
+#define LONG_TIMEOUT 86400.0
+#define REVAL_TIMEOUT 1.0
+
+static void usage(void)
+{
+	printf("Usage: unionfs -o br=DIR=rw:DIR=ro[:...] [options] MOUNTPOINT\n"
+	       "       unionfs [options] DIR=RW:DIR=RO[:...] MOUNTPOINT\n"
+	       "       unionfs -o lowerdir=DIR[:DIR...][,upperdir=DIR,workdir=DIR] [options] MOUNTPOINT\n"
+	       "\n"
+	       "Mounts a union of directories: the first branch holding a name wins,\n"
+	       "whiteouts and opaque directories hide lower names, directories merge.\n"
+	       "\n"
+	       "Branches:\n"
+	       "  -o br=DIR[=rw|ro]:...   aufs style, top first; without a mode the first is rw\n"
+	       "  DIR[=RW|RO]:...         unionfs-fuse style, top first; without a mode RO\n"
+	       "  -o lowerdir=L1:L2,upperdir=U,workdir=W\n"
+	       "                          overlayfs style, lowerdir top-most first\n"
+	       "Options:\n"
+	       "  -o udba=none|reval      branches never change under the mount (default), or may\n"
+	       "  -o whiteout=overlay|aufs  the format of whiteouts written\n"
+	       "  -o volatile             skip fsync (throwaway systems)\n"
+	       "  -o nodev,nosuid         as root, dev and suid are on by default\n"
+	       "  -o ro                   read-only mount (also when no branch is writable)\n"
+	       "  -o allow_other          let other users in (permissions are always checked)\n"
+	       "  accepted for compatibility: cow, hide_meta_files, max_files=N, statfs_omit_ro,\n"
+	       "  redirect_dir=, index=, xino=, metacopy=\n"
+	       "  -f                      stay in the foreground\n"
+	       "  -d                      debug output (implies -f)\n"
+	       "  -s                      single-threaded\n"
+	       "  -h, --help              this help\n"
+	       "  -V, --version           version\n"
+	       "See unionfs(8).\n");
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "unionfs: %s\nTry 'unionfs --help' for more information.\n", line);
+	return 1;
+}
+
+static const char *branch_error(int r)
+{
+	switch (r) {
+	case -EEXIST:
+		return "given twice as a branch";
+	case -EINVAL:
+		return "only the first branch may be writable";
+	case -E2BIG:
+		return "too many branches (at most 255)";
+	default:
+		return strerror(-r);
+	}
+}
+
+static int open_branches(struct unionfs *fs, struct unionfs_options *o)
+{
+	struct branch_spec *specs = NULL;
+	int n = options_branches(o, &specs), r = 0;
+
+	if (n < 0)
+		return fail("%s", o->error);
+	for (int i = 0; i < n && r == 0; i++) {
+		int e = branch_table_add(&fs->branches, specs[i].path, specs[i].writable);
+		if (e < 0)
+			r = fail("%s: %s", specs[i].path, branch_error(e));
+	}
+	branch_specs_free(specs, n);
+	return r;
+}
+
+static int check_mountpoint(struct unionfs *fs, const char *mnt)
+{
+	struct stat st;
+	int inside;
+
+	if (stat(mnt, &st) < 0)
+		return fail("%s: %s", mnt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail("%s: %s", mnt, strerror(ENOTDIR));
+	inside = branch_table_find_containing(&fs->branches, mnt);
+	if (inside >= 0)
+		return fail("%s: mount point is inside branch %s", mnt,
+			    fs->branches.v[inside].path);
+	return 0;
+}
+
+static int check_workdir(struct unionfs *fs, const char *workdir)
+{
+	struct stat st;
+
+	if (!workdir)
+		return 0;
+	if (stat(workdir, &st) < 0)
+		return fail("%s: %s", workdir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail("%s: %s", workdir, strerror(ENOTDIR));
+	if (branch_table_has_upper(&fs->branches) && st.st_dev != fs->branches.v[0].dev)
+		return fail("%s: workdir must be on the same file system as upperdir", workdir);
+	return 0;
+}
+
+static void configure(struct unionfs *fs, const struct unionfs_options *o)
+{
+	bool reval = o->udba && strcmp(o->udba, "reval") == 0;
+
+	fs->udba_reval = reval;
+	fs->entry_timeout = fs->attr_timeout = fs->negative_timeout =
+		reval ? REVAL_TIMEOUT : LONG_TIMEOUT;
+	fs->read_only = o->read_only || !branch_table_has_upper(&fs->branches);
+	fs->whiteout_format =
+		o->whiteout && strcmp(o->whiteout, "aufs") == 0 ? WHITEOUT_AUFS : WHITEOUT_OVERLAY;
+	fs->volatile_mode = o->volatile_mode;
+	fs->metacopy = o->metacopy && strcmp(o->metacopy, "on") == 0;
+	fs->debug = o->debug;
+	fs->privileged = geteuid() == 0;
+}
+
+/* libfuse's arguments: our defaults first, so the user's own options override them. */
+static int build_fuse_args(struct unionfs *fs, struct unionfs_options *o, struct fuse_args *args)
+{
+	char opts[512];
+	int r = 0;
+
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=unionfs,default_permissions%s%s",
+		 options_fsname(o), geteuid() == 0 ? ",dev,suid" : "", fs->read_only ? ",ro" : "");
+	/* A comma in fsname would split the option string. */
+	if (strchr(options_fsname(o), ','))
+		snprintf(opts, sizeof(opts), "subtype=unionfs,default_permissions%s%s",
+			 geteuid() == 0 ? ",dev,suid" : "", fs->read_only ? ",ro" : "");
+	r |= fuse_opt_add_arg(args, o->fuse_args.argv[0]);
+	r |= fuse_opt_add_arg(args, "-o");
+	r |= fuse_opt_add_arg(args, opts);
+	for (int i = 1; i < o->fuse_args.argc; i++)
+		r |= fuse_opt_add_arg(args, o->fuse_args.argv[i]);
+	r |= fuse_opt_add_arg(args, options_mountpoint(o));
+	return r ? -ENOMEM : 0;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* One fd per known object is how lookups stay cheap; allow as many as the system lets us. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int run_session(struct unionfs *fs, struct fuse_args *args)
+{
+	struct fuse_cmdline_opts cmd = {0};
+	struct fuse_loop_config *loop;
+	struct fuse_session *se;
+	int r = 1;
+
+	if (fuse_parse_cmdline(args, &cmd) != 0)
+		return fail("invalid arguments");
+	se = fuse_session_new(args, &unionfs_ops, sizeof(unionfs_ops), fs);
+	if (!se) {
+		r = fail("cannot start the FUSE session");
+		goto out_cmd;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, cmd.mountpoint) != 0) {
+		r = fail("%s: cannot mount", cmd.mountpoint);
+		goto out_signals;
+	}
+	/* Only now, with the mount live, does the caller get its exit status. */
+	fuse_daemonize(cmd.foreground);
+	if (cmd.singlethread) {
+		r = fuse_session_loop(se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, 1);
+		fuse_loop_cfg_set_idle_threads(loop, 10);
+		r = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	r = r < 0 ? 1 : 0;
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_cmd:
+	free(cmd.mountpoint);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct unionfs_options o;
+	struct unionfs fs = {.work_fd = -EBADF, .rename_lock = PTHREAD_MUTEX_INITIALIZER};
+	int r;
+
+	log_init("unionfs");
+	r = options_parse(argc, argv, &o);
+	if (o.show_help) {
+		usage();
+		r = 0;
+		goto out;
+	}
+	if (o.show_version) {
+		printf("unionfs (union-tools) %s, libfuse %s\n", UNIONFS_VERSION, fuse_pkgversion());
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		r = fail("%s", o.error);
+		goto out;
+	}
+	if (o.debug)
+		log_set_level(LOG_LEVEL_DEBUG);
+	r = open_branches(&fs, &o);
+	if (r == 0)
+		r = check_mountpoint(&fs, options_mountpoint(&o));
+	if (r == 0)
+		r = check_workdir(&fs, o.workdir);
+	if (r != 0)
+		goto out;
+	configure(&fs, &o);
+	if (!fs.read_only && (r = workdir_setup(&fs, o.workdir)) < 0) {
+		r = fail("%s: cannot set up the work dir: %s",
+			 o.workdir ? o.workdir : fs.branches.v[0].path, strerror(-r));
+		goto out;
+	}
+	raise_fd_limit();
+	if (node_table_init(&fs.nodes) < 0 || namei_make_root(&fs) < 0 ||
+	    build_fuse_args(&fs, &o, &args) < 0) {
+		r = fail("%s", strerror(ENOMEM));
+		goto out;
+	}
+	r = run_session(&fs, &args);
+	node_free(fs.root);
+	node_table_destroy(&fs.nodes);
+out:
+	fuse_opt_free_args(&args);
+	branch_table_free(&fs.branches);
+	closep(&fs.work_fd);
+	options_free(&o);
+	return r;
+}

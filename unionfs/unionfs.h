@@ -1,0 +1,29 @@
+/* The state of one union mount, shared by every module of the daemon. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "unionfs/branch.h"
+#include "unionfs/inode.h"
+#include "unionfs/whiteout.h"
+
+struct unionfs {
+	struct branch_table branches;
+	struct node_table nodes;
+	struct node *root;
+	/* Kernel cache lifetimes in seconds: long unless branches may change (udba=reval). */
+	double entry_timeout;
+	double attr_timeout;
+	double negative_timeout;
+	bool udba_reval;
+	bool read_only; /* no writable branch, or -o ro */
+	enum whiteout_format whiteout_format;
+	bool volatile_mode; /* skip fsyncs, as overlayfs's volatile */
+	bool metacopy;
+	bool debug;
+	bool privileged; /* root: trusted.* xattrs, mknod whiteouts, chown */
+	int work_fd;     /* our work dir, -EBADF on read-only mounts */
+	pthread_mutex_t rename_lock; /* renames one at a time: they read and change paths */
+	unsigned long work_counter;
+};

@@ -1,0 +1,21 @@
+/*
+ * The work dir: where copy-ups and replacements are built before one rename
+ * puts them in place. Ours is a subdirectory of overlayfs's workdir= (the
+ * kernel's work/ and index/ there are never touched) or, with the aufs and
+ * unionfs-fuse syntaxes, a hidden ".wh..wh.unionfs" directory in the
+ * writable branch. Leftovers of a crash are removed at mount.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#define WORKDIR_OWN_NAME "unionfs"
+#define WORKDIR_HIDDEN_NAME ".wh..wh.unionfs"
+
+struct unionfs;
+
+/* Creates (or cleans) our work dir and stores its fd in fs->work_fd. */
+int workdir_setup(struct unionfs *fs, const char *workdir);
+
+/* A fresh temporary name inside the work dir. */
+void workdir_temp_name(struct unionfs *fs, char *buf, size_t size);
