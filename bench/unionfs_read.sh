@@ -88,7 +88,11 @@ for t in "${TOOLS[@]}"; do
 	fb=$(timeout -k 5 "$BENCH_TIMEOUT" "$BENCHTOOL" readall "$mp/tree" 2>"$BENCH_OUT/last.err") || fb="failed: $(head -c 200 "$BENCH_OUT/last.err")"
 	timeout -k 5 "$BENCH_TIMEOUT" find "$mp" -ls >/dev/null 2>&1
 	log "  $t: $n entries; files bytes: $fb"
-	note "- $t: $n entries; ${fb/ / files, } bytes"
+	if [[ $fb =~ ^([0-9]+)\ ([0-9]+)$ ]]; then
+		note "- $t: $n entries; ${BASH_REMATCH[1]} files, ${BASH_REMATCH[2]} bytes"
+	else
+		note "- $t: $n entries; reading the files $fb"
+	fi
 done
 case " $BENCH_TOOLS " in *" unionfs-fuse "*)
 	note "- (unionfs-fuse does not know overlay whiteouts and opaque dirs: it shows more; that is fine for timing)" ;;
