@@ -15,8 +15,12 @@
 
 ssize_t attr_readlink(struct node *node, char *buf, size_t size)
 {
-	ssize_t n = readlinkat(node_fd(node), "", buf, size - 1);
+	_cleanup_close_ int fd = node_open(node, O_PATH);
+	ssize_t n;
 
+	if (fd < 0)
+		return fd;
+	n = readlinkat(fd, "", buf, size - 1);
 	if (n < 0)
 		return -errno;
 	buf[n] = '\0';

@@ -138,12 +138,14 @@ static int keepable_fd(int dst, mode_t type)
 static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 {
 	const struct layer_set *old = node_layers(node);
-	int src_fd = old->v[0].fd, parent_fd = node_layers(node->parent)->v[0].fd;
-	_cleanup_close_ int dst = -EBADF;
+	int parent_fd = node_layers(node->parent)->v[0].fd;
+	_cleanup_close_ int src_fd = node_open(node, O_PATH), dst = -EBADF;
 	int keep = -EBADF, r;
 	char tmp[64];
 	struct stat st;
 
+	if (src_fd < 0)
+		return src_fd;
 	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	workdir_temp_name(fs, tmp, sizeof(tmp));

@@ -11,7 +11,6 @@ struct node;
 /* A file handle as stored in fuse_file_info.fh. */
 struct open_file {
 	int fd;
-	bool shared; /* the node's read_fd: not ours to close */
 	struct node *node;
 };
 
@@ -19,8 +18,6 @@ int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file
 void file_release(struct open_file *fh);
 off_t file_lseek(struct open_file *fh, off_t off, int whence);
 
-/* The fd to read from now (a shared one follows copy-ups). */
-int file_fd_for_read(struct open_file *fh);
 int file_fsync(struct unionfs *fs, struct open_file *fh, bool datasync);
 int file_fallocate(struct open_file *fh, int mode, off_t off, off_t len);
 ssize_t file_copy_range(struct open_file *in, off_t off_in, struct open_file *out, off_t off_out,

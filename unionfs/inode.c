@@ -1,7 +1,7 @@
 /*
  * The node table. Locking: node_table.lock protects the hash chains, every
  * node's nlookup, refs and hash_next, and the parent links while a node is
- * freed. node.lock protects the node's read_fd and directory listing.
+ * freed. node.lock protects the node's directory listing and layer set swaps.
  */
 #include "unionfs/inode.h"
 
@@ -195,7 +195,7 @@ struct layer_set *layer_set_new(uint16_t capacity)
 	struct layer_set *set = calloc(1, sizeof(*set) + capacity * sizeof(struct node_layer));
 
 	if (set)
-		set->read_fd = -EBADF;
+		set->parent_fd = -EBADF;
 	return set;
 }
 
@@ -205,7 +205,7 @@ void layer_set_free(struct layer_set *set)
 		return;
 	for (uint16_t i = 0; i < set->n; i++)
 		closep(&set->v[i].fd);
-	closep(&set->read_fd);
+	free(set->name);
 	free(set);
 }
 
@@ -235,21 +235,23 @@ void node_free(struct node *node)
 	free(node);
 }
 
-int node_read_fd(struct node *node)
+int node_stat(const struct node *node, struct stat *st)
 {
-	char proc[32];
-	int fd;
+	const struct layer_set *set = node_layers(node);
 
-	struct layer_set *set;
+	if (set->v[0].fd >= 0)
+		return RET_NERRNO(fstatat(set->v[0].fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+	return RET_NERRNO(fstatat(set->parent_fd, set->name, st, AT_SYMLINK_NOFOLLOW));
+}
 
-	pthread_mutex_lock(&node->lock);
-	set = node->layers;
-	if (set->read_fd < 0)
-		set->read_fd = RET_NERRNO(open(path_fd_proc(set->v[0].fd, proc, sizeof(proc)),
-					       O_RDONLY | O_CLOEXEC));
-	fd = set->read_fd;
-	if (fd < 0)
-		set->read_fd = -EBADF;
-	pthread_mutex_unlock(&node->lock);
-	return fd;
+int node_open(const struct node *node, int flags)
+{
+	const struct layer_set *set = node_layers(node);
+	char proc[PATH_FD_PROC_SIZE];
+
+	if (set->v[0].fd < 0)
+		return RET_NERRNO(openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));
+	if (flags & O_PATH)
+		return RET_NERRNO(fcntl(set->v[0].fd, F_DUPFD_CLOEXEC, 3));
+	return RET_NERRNO(open(path_fd_proc(set->v[0].fd, proc, sizeof(proc)), flags | O_CLOEXEC));
 }

@@ -26,7 +26,13 @@ struct node_layer {
  */
 struct layer_set {
 	struct layer_set *retired_next;
-	int read_fd; /* O_RDONLY on v[0], opened on first read, shared by read-only opens */
+	/*
+	 * A non-directory in a read-only branch holds no fd (v[0].fd < 0): it is
+	 * reached as name in parent_fd, its directory there, which never
+	 * changes. So a walk over a million lower files needs no million fds.
+	 */
+	int parent_fd; /* borrowed from the parent's layers */
+	char *name;
 	uint16_t n;
 	struct node_layer v[];
 };
@@ -42,7 +48,7 @@ struct node {
 	uint64_t nlookup;
 	unsigned refs; /* children pointing here */
 	struct node *hash_next;
-	/* Protected by lock: the listing, read fds, and publishing new layer sets. */
+	/* Protected by lock: the listing, and publishing new layer sets. */
 	pthread_mutex_t lock;
 	/* Serialises copy-up of this node (held across the copy, so not the lock above). */
 	pthread_mutex_t copyup_lock;
@@ -90,17 +96,20 @@ static inline struct layer_set *node_layers(const struct node *node)
 	return __atomic_load_n(&node->layers, __ATOMIC_ACQUIRE);
 }
 
-/* The top-most real object's fd. */
+/* The top-most real object's fd: directories and objects of the writable branch only. */
 static inline int node_fd(const struct node *node)
 {
 	return node_layers(node)->v[0].fd;
 }
 
+/* fstatat of the top-most object, without following a symlink. */
+int node_stat(const struct node *node, struct stat *st);
+/* A new fd on the top-most object: open flags (O_NOFOLLOW semantics), or O_PATH. */
+int node_open(const struct node *node, int flags);
+
 /* Publishes a new layer set; the old one stays valid until the node is freed. Caller holds node->lock. */
 void node_replace_layers(struct node *node, struct layer_set *layers);
 
-/* The shared read-only fd of a regular file node's current top object, opened on first use. */
-int node_read_fd(struct node *node);
 
 static inline bool node_is_dir(const struct node *node)
 {

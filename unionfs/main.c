@@ -141,33 +141,53 @@ static void configure(struct unionfs *fs, const struct unionfs_options *o)
 	fs->privileged = geteuid() == 0;
 }
 
-/* libfuse's arguments: our defaults first, so the user's own options override them. */
+/*
+ * libfuse's arguments: our defaults first, so the user's own options override
+ * them, and ro last when nothing is writable, so mount.fuse3's "rw" cannot.
+ */
 static int build_fuse_args(struct unionfs *fs, struct unionfs_options *o, struct fuse_args *args)
 {
+	const char *fsname = options_fsname(o);
 	char opts[512];
 	int r = 0;
 
-	snprintf(opts, sizeof(opts), "fsname=%s,subtype=unionfs,default_permissions%s%s",
-		 options_fsname(o), geteuid() == 0 ? ",dev,suid" : "", fs->read_only ? ",ro" : "");
 	/* A comma in fsname would split the option string. */
-	if (strchr(options_fsname(o), ','))
-		snprintf(opts, sizeof(opts), "subtype=unionfs,default_permissions%s%s",
-			 geteuid() == 0 ? ",dev,suid" : "", fs->read_only ? ",ro" : "");
+	snprintf(opts, sizeof(opts), "%s%s,subtype=unionfs,default_permissions%s",
+		 strchr(fsname, ',') ? "" : "fsname=", strchr(fsname, ',') ? "" : fsname,
+		 geteuid() == 0 ? ",dev,suid" : "");
 	r |= fuse_opt_add_arg(args, o->fuse_args.argv[0]);
 	r |= fuse_opt_add_arg(args, "-o");
-	r |= fuse_opt_add_arg(args, opts);
+	r |= fuse_opt_add_arg(args, opts[0] == ',' ? opts + 1 : opts);
 	for (int i = 1; i < o->fuse_args.argc; i++)
 		r |= fuse_opt_add_arg(args, o->fuse_args.argv[i]);
+	if (fs->read_only)
+		r |= fuse_opt_add_arg(args, "-oro");
 	r |= fuse_opt_add_arg(args, options_mountpoint(o));
 	return r ? -ENOMEM : 0;
 }
 
+/* The most fds a process may have: fs.nr_open, which root may raise its hard limit to. */
+static rlim_t max_open_files(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+	unsigned long n = 0;
+
+	if (!f || fscanf(f, "%lu", &n) != 1)
+		return 0;
+	return (rlim_t)n;
+}
+
 static void raise_fd_limit(void)
 {
-	struct rlimit rl;
+	rlim_t most = geteuid() == 0 ? max_open_files() : 0;
+	struct rlimit rl, raised;
 
-	/* One fd per known object is how lookups stay cheap; allow as many as the system lets us. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	/* Directories and writable objects hold an fd each: allow as many as we may. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	raised = (struct rlimit){.rlim_cur = MAX(most, rl.rlim_max), .rlim_max = MAX(most, rl.rlim_max)};
+	/* Without CAP_SYS_RESOURCE (containers) the hard limit stays: use all of it. */
+	if (setrlimit(RLIMIT_NOFILE, &raised) < 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}

@@ -34,11 +34,11 @@ static void report_attr(const struct layer_set *layers, struct stat *st)
 
 int namei_getattr(struct unionfs *fs, struct node *node, struct stat *st)
 {
-	const struct layer_set *layers = node_layers(node);
+	int r = node_stat(node, st);
 
-	if (fstatat(layers->v[0].fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	report_attr(layers, st);
+	if (r < 0)
+		return r;
+	report_attr(node_layers(node), st);
 	st->st_ino = node->ino;
 	return 0;
 }
@@ -201,8 +201,15 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 
 	if (!set)
 		return -ENOMEM;
-	r = open_object(f->parent->fd, name, &f->st);
-	if (r < 0)
+	if (!is_dir && (f->parent->branch != 0 || fs->read_only)) {
+		/* Reached through its directory when needed: see struct layer_set. */
+		set->parent_fd = f->parent->fd;
+		set->name = strdup(name);
+		r = set->name ? -EBADF : -ENOMEM;
+	} else {
+		r = open_object(f->parent->fd, name, &f->st);
+	}
+	if (r < 0 && r != -EBADF)
 		goto fail;
 	set->v[set->n++] = (struct node_layer){.fd = r, .branch = f->parent->branch};
 	r = 0;

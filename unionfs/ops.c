@@ -272,12 +272,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct open_file *fh = (struct open_file *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	int fd = file_fd_for_read(fh);
+	int fd = fh->fd;
 
-	if (fd < 0) {
-		fuse_reply_err(req, -fd);
-		return;
-	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
@@ -426,7 +422,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	struct open_file *of = fi ? (struct open_file *)(uintptr_t)fi->fh : NULL;
-	int write_fd = of && !of->shared ? of->fd : -EBADF;
+	int write_fd = of && (of->fd >= 0) ? of->fd : -EBADF;
 	struct stat st;
 	int r = attr_setattr(fs_of(req), node_of(req, ino), attr, attr_flags(to_set), write_fd, &st);
 
@@ -487,7 +483,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -r);
 		return;
 	}
-	*of = (struct open_file){.fd = TAKE_FD(fd), .shared = false, .node = node};
+	*of = (struct open_file){.fd = TAKE_FD(fd), .node = node};
 	fi->fh = (uintptr_t)of;
 	fi->noflush = 1;
 	fill_entry(fs, &e, node, &st);
@@ -531,7 +527,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = of->fd;
 	out.buf[0].pos = off;
-	r = of->shared ? -EBADF : fuse_buf_copy(&out, in, 0);
+	r = fuse_buf_copy(&out, in, 0);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else

@@ -2,6 +2,7 @@
 #include "unionfs/xattr.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,9 +28,12 @@ bool unionfs_xattr_is_internal(const char *name)
 
 ssize_t unionfs_xattr_get(struct node *node, const char *name, void *value, size_t size)
 {
+	_cleanup_close_ int fd = -EBADF;
+
 	if (unionfs_xattr_is_internal(name))
-		return -EOPNOTSUPP;
-	return xattr_get_fd(node_fd(node), name, value, size);
+		return -ENODATA;
+	fd = node_open(node, O_PATH);
+	return fd < 0 ? fd : xattr_get_fd(fd, name, value, size);
 }
 
 /* Removes internal names from a NUL-separated list in place; returns the new length. */
@@ -50,8 +54,9 @@ static size_t filter_list(char *list, size_t len)
 
 ssize_t unionfs_xattr_list(struct node *node, char *list, size_t size)
 {
+	_cleanup_close_ int fd = node_open(node, O_PATH);
 	_cleanup_free_ char *all = NULL;
-	ssize_t len = xattr_list_alloc(node_fd(node), &all);
+	ssize_t len = fd < 0 ? fd : xattr_list_alloc(fd, &all);
 	size_t shown;
 
 	if (len < 0)
@@ -84,7 +89,7 @@ int unionfs_xattr_remove(struct unionfs *fs, struct node *node, const char *name
 		return -EOPNOTSUPP;
 	/* Removing what is not there must not copy anything up (as overlayfs). */
 	if (!copyup_done(fs, node)) {
-		ssize_t n = xattr_get_fd(node_fd(node), name, NULL, 0);
+		ssize_t n = unionfs_xattr_get(node, name, NULL, 0);
 		if (n < 0)
 			return (int)n;
 	}

@@ -11,7 +11,7 @@ struct unionfs;
 /* True for names the union keeps for itself (trusted/user .overlay.* and .unionfs.*). */
 bool unionfs_xattr_is_internal(const char *name);
 
-/* As getxattr(2): size 0 asks for the length. Internal names: -EOPNOTSUPP, as overlayfs. */
+/* As getxattr(2): size 0 asks for the length. Internal names: -ENODATA, as overlayfs. */
 ssize_t unionfs_xattr_get(struct node *node, const char *name, void *value, size_t size);
 
 /* As listxattr(2), without internal names. */
