@@ -38,7 +38,7 @@ CORE_ARCHIVES  := $(foreach p,$(PROGRAMS),$(if $(wildcard $(p)/*.c),$(BUILD)/$(p
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit integration demo bench install asan lint format clean
+.PHONY: all deps check unit integration demo bench fuzz-ops install asan lint format clean
 all: $(BUILT_PROGRAMS)
 
 $(LIB_A): $(LIB_OBJS)
@@ -83,6 +83,10 @@ asan:
 		LDFLAGS="-fsanitize=address,undefined" all $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
 	@sh scripts/run-unit $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
 	@BUILD=$(abspath build-asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 bash tests/integration/run
+
+# The write-side differential tester (unionfs against the kernel's overlayfs) over many seeds.
+fuzz-ops: all
+	@python3 tests/integration/helpers/difftest.py --build $(abspath $(BUILD)) --seeds $${SEEDS:-1-500}
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
