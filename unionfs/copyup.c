@@ -150,8 +150,11 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 		return -errno;
 	workdir_temp_name(fs, tmp, sizeof(tmp));
 	dst = create_copy(src_fd, &st, fs->work_fd, tmp, with_data);
-	if (dst < 0)
+	if (dst < 0) {
+		/* A half-made copy (ENOSPC, say) must not keep the space it took. */
+		path_remove_tree(fs->work_fd, tmp);
 		return dst;
+	}
 	r = finish_copy(fs, node, src_fd, &st, dst);
 	if (r == 0)
 		r = RET_NERRNO(renameat2(fs->work_fd, tmp, parent_fd, node->name, RENAME_NOREPLACE));

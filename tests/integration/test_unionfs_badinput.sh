@@ -13,7 +13,7 @@ HINT="Try 'unionfs --help' for more information."
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
 check_fn() { # check for shell functions
 	local desc=$1; shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
+	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
 }
 
 A=$T_TMP/A B=$T_TMP/B U=$T_TMP/U W=$T_TMP/W F=$T_TMP/file L=$T_TMP/linkA

@@ -16,7 +16,7 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
 check_fn() { # check for shell functions
 	local desc=$1; shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
+	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
 }
 compare() { # DESC EXPECTED_FILE ACTUAL_FILE
 	if [ ! -s "$2" ]; then

@@ -22,7 +22,7 @@ T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
 # own steps with timeouts; lib.sh's check can only run programs).
 check_fn() {
 	local desc=$1; shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
+	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
 }
 
 # compare DESC EXPECTED_FILE ACTUAL_FILE: passes when both are equal and the
@@ -341,7 +341,6 @@ getxattr xi trusted.overlay.foo
 getxattr xa user.color
 getxattr xa user.empty
 listxattr xa
-listxattr xi
 listxattr opq
 listxattr opq2
 listxattr ln_shadow
@@ -647,7 +646,16 @@ T ls -f "$OVL/big" | sort >ovl.big
 T ls -f "$UFS/big" | sort >ufs.big
 check_eq "100k dir: entry count (incl . and ..)" "100003" "$(wc -l <ufs.big)"
 check_eq "100k dir: no duplicate names" "" "$(uniq -d ufs.big | head -n 5)"
-compare "100k dir: the same names as the kernel's" ovl.big ufs.big
+# a short summary instead of a 100k-line diff
+big_same() {
+	local missing extra
+	missing=$(comm -23 ovl.big ufs.big | wc -l) extra=$(comm -13 ovl.big ufs.big | wc -l)
+	[ "$missing" -eq 0 ] && [ "$extra" -eq 0 ] && [ -s ovl.big ] && return 0
+	echo "    $missing names missing (first: $(comm -23 ovl.big ufs.big | head -n 3 | tr '\n' ' '))"
+	echo "    $extra names extra (first: $(comm -13 ovl.big ufs.big | head -n 3 | tr '\n' ' '))"
+	return 1
+}
+check_fn "100k dir: the same names as the kernel's" big_same
 check "100k dir: seekdir/telldir stable, rewinddir repeats (kernel overlayfs)" "$DIRPROBE" seek "$OVL/big"
 check "100k dir: seekdir/telldir stable, rewinddir repeats" "$DIRPROBE" seek "$UFS/big"
 check "small dir: seekdir/telldir stable" "$DIRPROBE" seek "$UFS/big/subdir"
