@@ -19,6 +19,9 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_A    := $(BUILD)/libcommon.a
 
+# layerctl packs and attaches images with loopimg's modules.
+layerctl_USES := $(BUILD)/loopimg-core.a
+
 # Per program: all module objects except main.o go into a core archive that
 # unit tests link against.
 define program_rules
@@ -27,7 +30,7 @@ $(1)_CORE_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter-out $(1)/main.c,$$(
 $(BUILD)/$(1)-core.a: $$($(1)_CORE_OBJS)
 	@mkdir -p $$(@D)
 	rm -f $$@ && ar rcs $$@ $$^
-$(BUILD)/$(1): $(BUILD)/obj/$(1)/main.o $(BUILD)/$(1)-core.a $(LIB_A)
+$(BUILD)/$(1): $(BUILD)/obj/$(1)/main.o $(BUILD)/$(1)-core.a $$($(1)_USES) $(LIB_A)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rules,$(p))))
