@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # globals are read by the sourcing scripts
 # bench/lib.sh: shared by bench/run and the suite scripts (bench/unionfs_*.sh).
 # Sourced, never run. Provides: settings, the cached data set, the benchtool
 # helper, mounting and unmounting each union file system under test, timing
