@@ -1,0 +1,8 @@
+/* layerctl commit: a stack's upper dir becomes a new layer on top of it. The caller holds the lock.
+ */
+#pragma once
+
+#include "layerctl/layer.h"
+
+/* Unmounts the stack if mounted, packs its upper dir, appends the layer, empties the upper. */
+int commit_stack(struct store *s, const char *name, const char *layer_name, char *id);

@@ -1,0 +1,383 @@
+/*
+ * Stack mounts. Every step is undone in reverse on failure (goto labels would
+ * not fit a loop over layers, so a small undo routine walks what was done).
+ * The unionfs daemon keeps fds on the lower file systems until it has seen
+ * the unmount, so lower umounts are retried briefly on EBUSY.
+ */
+#include "layerctl/mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "layerctl/layer.h"
+#include "layerctl/stack.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/path.h"
+#include "loopimg/imgmount.h"
+#include "loopimg/loopdev.h"
+
+struct stack_mount {
+	const char *name;
+	char *run_dir; /* ROOT/run/NAME */
+	char *root;
+	size_t nlowers;
+	char lowers[STACK_MAX_LAYERS][PATH_MAX];
+	char devices[STACK_MAX_LAYERS][64];
+	bool tmpfs;
+	bool union_mounted;
+};
+
+static void sleep_ms(long ms)
+{
+	nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L}, NULL);
+}
+
+static int is_mount_point(const char *path)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0)
+		return -errno;
+	return !!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
+/* Unmounts path, waiting up to 10 s for a busy mount (a daemon still closing its fds). */
+static int umount_retry(const char *path)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (umount2(path, UMOUNT_NOFOLLOW) == 0)
+			return 0;
+		if (errno == EINVAL || errno == ENOENT)
+			return 0; /* not mounted (any more) */
+		if (errno != EBUSY)
+			return -errno;
+		sleep_ms(10);
+	}
+	return -EBUSY;
+}
+
+/* Autoclear frees the device at the last umount, but asynchronously: wait for it. */
+static void wait_loop_released(const char *device)
+{
+	struct loopdev_info info;
+
+	for (int i = 0; device[0] && i < 500; i++) {
+		if (loopdev_get_info(device, &info) < 0)
+			return;
+		sleep_ms(10);
+	}
+}
+
+static int union_path(char *buf, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	/* Next to our own binary, never through PATH: the pair is built and shipped together. */
+	if ((size_t)snprintf(buf, size, "%s/unionfs", dirname(exe)) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int build_options(struct stack_mount *m, const char *upper, const char *work, char **out)
+{
+	size_t size = strlen(upper) + strlen(work) + 64;
+	char *opts, *p;
+
+	for (size_t i = 0; i < m->nlowers; i++)
+		size += strlen(m->lowers[i]) + 1;
+	opts = p = malloc(size);
+	if (!opts)
+		return -ENOMEM;
+	p += sprintf(p, "lowerdir=");
+	for (size_t i = m->nlowers; i-- > 0;)
+		p += sprintf(p, "%s%s", m->lowers[i], i ? ":" : "");
+	sprintf(p, ",upperdir=%s,workdir=%s", upper, work);
+	*out = opts;
+	return 0;
+}
+
+static int run_unionfs(const char *opts, const char *mnt)
+{
+	char exe[PATH_MAX];
+	int status, r = union_path(exe, sizeof(exe));
+	pid_t pid;
+
+	if (r < 0)
+		return r;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* Our stdout carries only the rootfs path. */
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		execl(exe, "unionfs", "-o", opts, mnt, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return -EIO;
+	for (int i = 0; i < 500; i++) {
+		if (is_mount_point(mnt) > 0)
+			return 0;
+		sleep_ms(10);
+	}
+	return -ETIMEDOUT;
+}
+
+static int mount_lowers(struct store *s, struct stack_mount *m, const char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *img = layer_image_path(s, ids[i]);
+		char *dir = m->lowers[i];
+		int r;
+
+		if (!img)
+			return -ENOMEM;
+		snprintf(dir, PATH_MAX, "%s/l%zu", m->run_dir, i);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return log_errno(-errno, "mount: %s", dir);
+		r = imgmount_mount(img, dir, true, m->devices[i], sizeof(m->devices[i]));
+		if (r < 0)
+			return r;
+		m->nlowers = i + 1;
+	}
+	return 0;
+}
+
+static int mount_tmpfs_upper(struct stack_mount *m, char *upper, char *work)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/tmp", m->run_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		return log_errno(-errno, "mount: tmpfs on %s", dir);
+	m->tmpfs = true;
+	if (snprintf(upper, PATH_MAX, "%s/upper", dir) >= PATH_MAX ||
+	    snprintf(work, PATH_MAX, "%s/work", dir) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Undoes whatever m says was done, newest first; returns the first error. */
+static int undo(struct stack_mount *m)
+{
+	char dir[PATH_MAX];
+	int r = 0, k;
+
+	if (m->union_mounted && (k = umount_retry(m->root)) < 0)
+		r = log_errno(k, "umount: %s", m->root);
+	for (size_t i = m->nlowers; i-- > 0;) {
+		k = umount_retry(m->lowers[i]);
+		if (k < 0) {
+			r = r ?: log_errno(k, "umount: %s", m->lowers[i]);
+			continue;
+		}
+		wait_loop_released(m->devices[i]);
+		rmdir(m->lowers[i]);
+	}
+	snprintf(dir, sizeof(dir), "%s/tmp", m->run_dir);
+	if (m->tmpfs && (k = umount_retry(dir)) < 0)
+		r = r ?: log_errno(k, "umount: %s", dir);
+	rmdir(dir);
+	return r;
+}
+
+static int write_state(struct store *s, struct stack_mount *m)
+{
+	struct json_object *o = json_object_new_object(), *lowers = json_object_new_array();
+	char rel[128];
+	int r;
+
+	if (!o || !lowers) {
+		json_object_put(o);
+		json_object_put(lowers);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->nlowers; i++) {
+		struct json_object *l = json_object_new_object();
+
+		json_object_object_add(l, "dir", json_object_new_string(m->lowers[i]));
+		json_object_object_add(l, "device", json_object_new_string(m->devices[i]));
+		json_object_array_add(lowers, l);
+	}
+	json_object_object_add(o, "root", json_object_new_string(m->root));
+	json_object_object_add(o, "tmp", json_object_new_boolean(m->tmpfs));
+	json_object_object_add(o, "lowers", lowers);
+	snprintf(rel, sizeof(rel), "run/%s.json", m->name);
+	r = store_write_json(s, rel, o);
+	json_object_put(o);
+	return r;
+}
+
+static int prepare(struct store *s, struct stack_mount *m, const char *mnt)
+{
+	int r;
+
+	m->run_dir = store_path(s, "run/%s", m->name);
+	if (!m->run_dir)
+		return -ENOMEM;
+	if (strpbrk(m->run_dir, ":,"))
+		return log_errno(-EINVAL, "mount: %s: ':' or ',' in the store path", s->root);
+	if (mkdir(m->run_dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	m->root = mnt ? realpath(mnt, NULL) : store_path(s, "run/%s/root", m->name);
+	if (!m->root)
+		return mnt ? log_errno(-errno, "mount: %s", mnt) : -ENOMEM;
+	if (!mnt && mkdir(m->root, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	r = is_mount_point(m->root);
+	if (r > 0)
+		return log_errno(-EBUSY, "mount: %s", m->root);
+	return r < 0 ? log_errno(r, "mount: %s", m->root) : 0;
+}
+
+static int mount_all(struct store *s, struct stack_mount *m, bool tmp)
+{
+	const char *ids[STACK_MAX_LAYERS];
+	_cleanup_free_ char *opts = NULL;
+	char upper[PATH_MAX], work[PATH_MAX];
+	struct json_object *stack;
+	size_t n;
+	int r = stack_load(s, m->name, &stack);
+
+	if (r < 0)
+		return log_errno(r, "mount: stack %s", m->name);
+	n = stack_layers(stack, ids, STACK_MAX_LAYERS);
+	r = mount_lowers(s, m, ids, n);
+	json_object_put(stack);
+	if (r < 0)
+		return r;
+	if (tmp) {
+		r = mount_tmpfs_upper(m, upper, work);
+	} else {
+		snprintf(upper, sizeof(upper), "%s/stacks/%s/upper", s->root, m->name);
+		snprintf(work, sizeof(work), "%s/stacks/%s/work", s->root, m->name);
+		r = stack_prepare_upper(s, m->name);
+	}
+	if (r == 0)
+		r = build_options(m, upper, work, &opts);
+	if (r == 0)
+		r = run_unionfs(opts, m->root);
+	if (r < 0)
+		return log_errno(r, "mount: unionfs on %s", m->root);
+	m->union_mounted = true;
+	return write_state(s, m);
+}
+
+int mount_stack(struct store *s, const char *name, const char *mnt, bool tmp, char **root)
+{
+	_cleanup_free_ struct stack_mount *m = calloc(1, sizeof(*m));
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	m->name = name;
+	r = mount_is_mounted(s, name, NULL);
+	if (r != 0)
+		return r < 0 ? r : log_errno(-EBUSY, "mount: stack %s: already mounted", name);
+	r = prepare(s, m, mnt);
+	if (r == 0)
+		r = mount_all(s, m, tmp);
+	if (r < 0)
+		undo(m);
+	else
+		*root = TAKE_PTR(m->root);
+	free(m->root);
+	free(m->run_dir);
+	return r;
+}
+
+static int load_state(struct store *s, const char *name, struct json_object **out)
+{
+	char rel[128];
+
+	snprintf(rel, sizeof(rel), "run/%s.json", name);
+	return store_read_json(s, rel, out);
+}
+
+int mount_is_mounted(struct store *s, const char *name, char **root)
+{
+	struct json_object *o;
+	int r = load_state(s, name, &o);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (root) {
+		*root = strdup(store_json_str(o, "root") ?: "");
+		if (!*root)
+			r = -ENOMEM;
+	}
+	json_object_put(o);
+	return r < 0 ? r : 1;
+}
+
+static void state_to_mount(struct json_object *o, struct stack_mount *m)
+{
+	struct json_object *lowers;
+
+	m->union_mounted = !!store_json_str(o, "root");
+	m->root = strdup(store_json_str(o, "root") ?: "");
+	m->tmpfs = json_object_object_get_ex(o, "tmp", &lowers) && json_object_get_boolean(lowers);
+	if (!json_object_object_get_ex(o, "lowers", &lowers))
+		return;
+	for (size_t i = 0; i < json_object_array_length(lowers) && i < STACK_MAX_LAYERS; i++) {
+		struct json_object *l = json_object_array_get_idx(lowers, i);
+
+		snprintf(m->lowers[i], PATH_MAX, "%s", store_json_str(l, "dir") ?: "");
+		snprintf(m->devices[i], 64, "%s", store_json_str(l, "device") ?: "");
+		m->nlowers = i + 1;
+	}
+}
+
+int mount_unmount(struct store *s, const char *name)
+{
+	_cleanup_free_ struct stack_mount *m = calloc(1, sizeof(*m));
+	struct json_object *o;
+	char rel[128];
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	r = load_state(s, name, &o);
+	if (r < 0)
+		return r;
+	m->name = name;
+	m->run_dir = store_path(s, "run/%s", name);
+	state_to_mount(o, m);
+	json_object_put(o);
+	r = m->run_dir && m->root ? undo(m) : -ENOMEM;
+	if (r == 0) {
+		snprintf(rel, sizeof(rel), "run/%s.json", name);
+		r = store_unlink(s, rel);
+		snprintf(rel, sizeof(rel), "run/%s", name);
+		path_remove_tree(s->dir_fd,
+				 rel); /* only empty dirs are left: mounts refuse (EBUSY) */
+	}
+	free(m->root);
+	free(m->run_dir);
+	return r;
+}

@@ -1,0 +1,18 @@
+/*
+ * Mounting a stack: each layer image on a read-only loop device (autoclear)
+ * mounted read-only under run/NAME/lN, a tmpfs under run/NAME/tmp for --tmp,
+ * and unionfs over them. run/NAME.json records it all, so umount works from
+ * any process. The caller holds the store lock.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "layerctl/store.h"
+
+/* Mounts stack name at mnt (NULL: run/NAME/root); *root receives the rootfs path. */
+int mount_stack(struct store *s, const char *name, const char *mnt, bool tmp, char **root);
+/* Undoes mount_stack in reverse order; also cleans up after a mount that was killed. */
+int mount_unmount(struct store *s, const char *name);
+/* 1 when name is mounted (*root, when root is non-NULL, receives where), 0 when not. */
+int mount_is_mounted(struct store *s, const char *name, char **root);
