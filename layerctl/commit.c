@@ -82,9 +82,10 @@ int commit_stack(struct store *s, const char *name, const char *layer_name, char
 		return log_errno(r, "commit: %s: unmounting", name);
 	snprintf(rel, sizeof(rel), "stacks/%s/upper", name);
 	r = dir_is_empty(s, rel);
+	if (r > 0)
+		log_error("commit: %s: nothing to commit (the upper dir is empty)", name);
 	if (r != 0)
-		return r < 0 ? log_errno(r, "commit: %s", rel)
-			     : log_errno(-ENODATA, "commit: %s: nothing to commit", name);
+		return r < 0 ? log_errno(r, "commit: %s", rel) : -ENODATA;
 	upper = store_path(s, "%s", rel);
 	if (!upper)
 		return -ENOMEM;

@@ -38,6 +38,7 @@ struct extract {
 	int root_fd;
 	struct dir_time *dirs;
 	size_t ndirs;
+	struct timespec root_mtime; /* the epoch unless the archive has a "./" entry */
 };
 
 int extract_clean_name(const char *name, char *out, size_t size)
@@ -237,9 +238,26 @@ static int remember_dir(struct extract *x, const char *path, struct archive_entr
 	return 0;
 }
 
-static int apply_whiteout(int parent_fd, const char *base)
+/* The root entry ("./"): mode, owner and time, so the same archive gives the same layer. */
+static int set_root_metadata(struct extract *x, struct archive_entry *e)
+{
+	if (archive_entry_filetype(e) != AE_IFDIR)
+		return -EINVAL;
+	if (fchown(x->root_fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0 ||
+	    fchmod(x->root_fd, archive_entry_perm(e)) < 0)
+		return -errno;
+	x->root_mtime = (struct timespec){archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+	return set_xattrs(x->root_fd, ".", e);
+}
+
+static int apply_whiteout(int parent_fd, const char *base, struct archive_entry *e)
 {
 	const char *hidden = base + strlen(WHITEOUT_PREFIX);
+	/* The marker's own time, not now: the same archive must give the same layer. */
+	struct timespec times[2] = {
+	    {archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
+	    {archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
+	};
 
 	if (!strcmp(base, WHITEOUT_OPAQUE))
 		return xattr_set_fd(parent_fd, "trusted.overlay.opaque", "y", 1, 0);
@@ -249,7 +267,9 @@ static int apply_whiteout(int parent_fd, const char *base)
 		return -EINVAL;
 	if (clear_name(parent_fd, hidden, 0) < 0)
 		return -EEXIST;
-	return RET_NERRNO(mknodat(parent_fd, hidden, S_IFCHR | 0, makedev(0, 0)));
+	if (mknodat(parent_fd, hidden, S_IFCHR | 0, makedev(0, 0)) < 0)
+		return -errno;
+	return RET_NERRNO(utimensat(parent_fd, hidden, times, AT_SYMLINK_NOFOLLOW));
 }
 
 static int extract_entry(struct extract *x, struct archive_entry *e)
@@ -259,13 +279,15 @@ static int extract_entry(struct extract *x, struct archive_entry *e)
 	_cleanup_close_ int parent_fd = -EBADF;
 	int r = extract_clean_name(archive_entry_pathname(e), path, sizeof(path));
 
-	if (r < 0 || !path[0])
-		return r; /* the root itself: keep our own mode */
+	if (r < 0)
+		return r;
+	if (!path[0])
+		return set_root_metadata(x, e);
 	parent_fd = open_parent(x, path, &base);
 	if (parent_fd < 0)
 		return parent_fd;
 	if (!strncmp(base, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)))
-		return apply_whiteout(parent_fd, base);
+		return apply_whiteout(parent_fd, base, e);
 	r = clear_name(parent_fd, base, archive_entry_filetype(e));
 	if (r == 0)
 		r = create_node(x, parent_fd, base, e);
@@ -290,6 +312,7 @@ static void set_dir_times(struct extract *x)
 		free(x->dirs[i].path);
 	}
 	free(x->dirs);
+	futimens(x->root_fd, (struct timespec[2]){x->root_mtime, x->root_mtime});
 }
 
 static int extract_all(struct extract *x, const char *tarball)
@@ -301,9 +324,12 @@ static int extract_all(struct extract *x, const char *tarball)
 		const char *name = archive_entry_pathname(e);
 
 		r = extract_entry(x, e);
-		if (r == -EXDEV)
-			return log_errno(r, "import: %s: entry '%s' leaves the layer", tarball,
-					 name);
+		if (r == -EXDEV || r == -ELOOP) {
+			log_error("import: %s: entry '%s' %s: refused", tarball, name,
+				  r == -EXDEV ? "leaves the layer through '..'"
+					      : "goes through a symlink");
+			return r;
+		}
 		if (r < 0)
 			return log_errno(r, "import: %s: entry '%s'", tarball, name);
 	}
@@ -320,7 +346,7 @@ int extract_tar(const char *tarball, const char *dir)
 	int r;
 
 	x.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (x.root_fd < 0)
+	if (x.root_fd < 0 || fchmod(x.root_fd, 0755) < 0)
 		return log_errno(-errno, "import: %s", dir);
 	x.a = archive_read_new();
 	if (!x.a) {

@@ -1,0 +1,190 @@
+#!/bin/bash
+# layerctl against a real store, real loop devices and real mounts: import of a
+# directory and of tarballs with whiteouts (the merged tree compared with the
+# kernel's overlayfs over the same layer images), mount/umount without leaks,
+# run (status, PID 1, hostname, 126/127), commit, and hostile tarballs.
+. "$(dirname "$0")/lib.sh"
+t_begin
+STORE=$T_TMP/store
+# LC ARGS...: layerctl on the test's store (a script, so that check's timeout can run it).
+printf '#!/bin/sh\nexec timeout -k 5 60 "%s" --store "%s" "$@"\n' "$LAYERCTL" "$STORE" >"$T_TMP/lc"
+chmod +x "$T_TMP/lc"
+LCX=$T_TMP/lc
+LC() { "$LCX" "$@"; }
+
+# Undo a stack mount left by a failing step: layerctl first, then by path.
+lc_cleanup() {
+	local s
+	for s in $(ls "$STORE/run" 2>/dev/null | sed -n 's/\.json$//p'); do
+		LC umount "$s" >/dev/null 2>&1
+	done
+	for s in "$STORE"/run/*/root "$STORE"/run/*/l* "$STORE"/run/*/tmp; do
+		[ -d "$s" ] && t_umount "$s"
+	done
+	t_cleanup
+}
+trap lc_cleanup EXIT
+
+if [ ! -x /bin/busybox ]; then
+	echo "skip - test_layerctl: /bin/busybox missing (scripts/install-deps installs busybox-static)"
+	t_summary
+	exit
+fi
+
+# The kernel's view of things, for leak checks: loop devices backed by our store, mounts in it.
+leaks() { { losetup -a | grep -F "$STORE"; grep -F "$STORE" /proc/mounts; } | sort; }
+
+mkbase() {
+	local d=$1 a
+	mkdir -p "$d"/{bin,etc,proc,dev,sys,tmp,root}
+	cp /bin/busybox "$d/bin/busybox"
+	for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$d/bin/$a"; done
+	echo "root:x:0:0:root:/root:/bin/sh" >"$d/etc/passwd"
+	echo "base" >"$d/etc/release"
+}
+
+# A listing that says what the merged tree holds: path, type, mode, size, link, content hash.
+tree_of() {
+	[ -d "$1" ] || { echo "no dir $1"; return; }
+	(cd "$1" && find . -mindepth 1 -not -path './lost+found*' -printf '%p %y %m %s %l\n' | sort &&
+		find . -type f -not -path './lost+found*' -exec md5sum {} + | sort -k2)
+}
+
+# ---- import ----
+mkbase "$T_TMP/base"
+base=$(LC import --name base "$T_TMP/base")
+check "import dir prints an id" test "${#base}" -eq 32
+check_eq "the id is the image's digest" "$base" \
+	"$(xxh128sum "$STORE/layers/$base.img" 2>/dev/null | cut -c1-32 || echo "$base")"
+again=$(LC import "$T_TMP/base")
+check_eq "importing the same tree gives the same id" "$base" "$again"
+check "layers lists it" sh -c "'$LAYERCTL' --store '$STORE' layers | grep -q '^$base  base'"
+check "layers --json is JSON" sh -c "'$LAYERCTL' --store '$STORE' layers --json | python3 -m json.tool >/dev/null"
+check "inspect by name" sh -c "'$LAYERCTL' --store '$STORE' inspect base | grep -q '\"parent\":null'"
+check "fsck" "$LCX" fsck
+
+# Tarballs with OCI/aufs whiteouts: .wh.NAME and .wh..wh..opq.
+L=$T_TMP/tl
+mkdir -p "$L"/1/{a,b/c,d,e} "$L"/2/{a,d,e}
+echo one >"$L/1/a/f"; echo two >"$L/1/a/g"; echo three >"$L/1/b/c/h"; echo old >"$L/1/d/old"
+ln "$L/1/a/f" "$L/1/a/hard"; ln -s ../a/f "$L/1/e/sym"; mkfifo "$L/1/e/fifo"
+touch "$L/2/a/.wh.g" "$L/2/.wh.b" "$L/2/d/.wh..wh..opq"
+echo new >"$L/2/d/new"; echo over >"$L/2/e/sym2"
+tar -C "$L/1" -czf "$L/1.tgz" .
+tar -C "$L/2" --zstd -cf "$L/2.tar.zst" .
+tar -C "$L/2" -cJf "$L/2.txz" .
+l1=$(LC import "$L/1.tgz")
+l2=$(LC import --name top "$L/2.tar.zst")
+check "import gzip tar" test "${#l1}" -eq 32
+check "import zstd tar" test "${#l2}" -eq 32
+check_eq "xz tar of the same tree gives the same layer" "$l2" "$(LC import "$L/2.txz")"
+
+before=$(leaks)
+check "create" "$LCX" create tw "$l1" "$l2"
+check_fails "create refuses an existing name" "$LCX" create tw "$l1"
+check_fails "create refuses an unknown layer" "$LCX" create tw2 nosuchlayer
+root=$(LC mount tw)
+check "mount prints the rootfs path only" test -d "$root"
+t_track_mount "$root"
+check "a whiteout hides a.g" test ! -e "$root/a/g"
+check "a whiteout hides dir b" test ! -e "$root/b"
+check "an opaque dir hides d/old" test ! -e "$root/d/old"
+check_eq "hard link content" "one" "$(cat "$root/a/hard" 2>/dev/null)"
+# The kernel's overlayfs over the very layer images layerctl mounted.
+mount_overlay "$T_TMP/k" "lowerdir=$STORE/run/tw/l1:$STORE/run/tw/l0"
+check_eq "merged tree equals the kernel's overlayfs" "$(tree_of "$T_TMP/k")" "$(tree_of "$root")"
+t_umount "$T_TMP/k"
+check_fails "mount refuses a mounted stack" "$LCX" mount tw
+check "stacks shows it mounted" sh -c "'$LAYERCTL' --store '$STORE' stacks | grep -q '^tw .*$root'"
+check "umount" "$LCX" umount tw
+check_eq "no loop device or mount left" "$before" "$(leaks)"
+check_fails "umount of an unmounted stack fails" "$LCX" umount tw
+
+# A failing mount (the top layer's image is gone) leaks nothing.
+check "rm refuses a layer in use" sh -c "! '$LAYERCTL' --store '$STORE' rm top 2>/dev/null"
+check "rm --force" "$LCX" rm --force top
+check_fails "mount with a missing layer fails" "$LCX" mount tw
+check_eq "no leak after a failed mount" "$before" "$(leaks)"
+check "rm-stack" "$LCX" rm-stack tw
+
+# ---- run ----
+check "create a busybox stack" "$LCX" create demo "$base"
+out=$(LC run --hostname box demo -- /bin/sh -c 'echo $$ $(hostname) $(cat /etc/release)')
+check_eq "run: PID 1, hostname, merged view" "1 box base" "$out"
+LC run demo -- /bin/sh -c 'exit 42'
+check_eq "run: the command's exit status" 42 $?
+LC run demo -- /no/such/cmd 2>/dev/null
+check_eq "run: 127 for a missing command" 127 $?
+LC run demo -- /etc/passwd 2>/dev/null
+check_eq "run: 126 for a non-executable" 126 $?
+LC run nostack -- true 2>/dev/null
+check_eq "run: 125 for a missing stack" 125 $?
+out=$(LC run --env A=1 --env A=2 --workdir /etc demo -- /bin/sh -c 'echo $A $(pwd)')
+check_eq "run: --env (last wins), --workdir" "2 /etc" "$out"
+mkdir -p "$T_TMP/share" && echo shared >"$T_TMP/share/f"
+out=$(LC run --bind "$T_TMP/share:/tmp:ro" demo -- /bin/sh -c 'cat /tmp/f; touch /tmp/x 2>&1 || echo ro')
+check_eq "run: --bind SRC:DST:ro" "shared ro" "$(echo $out | sed 's/touch.*ro/ro/')"
+out=$(LC run demo -- /bin/sh -c 'ls /proc/1 >/dev/null && ls /dev/null /dev/pts/ptmx && grep -q "^sysfs /sys sysfs ro," /proc/mounts && echo sys-ro')
+check_eq "run: /proc, /dev, read-only /sys" "/dev/null /dev/pts/ptmx sys-ro" "$(echo $out)"
+out=$(LC run demo -- /bin/sh -c 'ip -o link | cut -d" " -f2')
+check_eq "run: a private network namespace by default" "lo:" "$out"
+check_eq "run: no mount points left in the upper dir" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
+check_eq "run: no leak" "$before" "$(leaks)"
+check "run on a mounted stack keeps it mounted" sh -c "
+	r=\$('$LAYERCTL' --store '$STORE' mount demo) &&
+	'$LAYERCTL' --store '$STORE' run demo -- true && mountpoint -q \"\$r\" &&
+	'$LAYERCTL' --store '$STORE' umount demo"
+# A sleep with an argument no other process has, found by that argument alone.
+nap=$((3000 + RANDOM % 1000))
+LC run demo -- /bin/sleep "$nap" &
+lpid=$!
+cpid=
+for i in $(seq 50); do cpid=$(pgrep -x -f "/bin/sleep $nap") && break; sleep 0.1; done
+[ -n "$cpid" ] && [ "$cpid" -gt 1 ] && kill -KILL "$cpid"
+wait $lpid
+check_eq "run: 128+signal when the command is killed" 137 $?
+check_eq "run: no leak after a killed command" "$before" "$(leaks)"
+
+# ---- commit ----
+LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release'
+check "the write went to the upper dir" test -f "$STORE/stacks/demo/upper/root/file"
+c1=$(LC commit --name c1 demo)
+check "commit prints a new id" test "${#c1}" -eq 32
+check_eq "commit empties the upper" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
+check "commit records the parent" sh -c "'$LAYERCTL' --store '$STORE' inspect c1 | grep -q '\"parent\":\"$base\"'"
+out=$(LC run demo -- /bin/sh -c 'cat /root/file; test -e /etc/release || echo gone')
+check_eq "the committed layer is in the stack" "data gone" "$(echo $out)"
+check_fails "commit with nothing to commit" "$LCX" commit demo
+out=$(LC run --tmp demo -- /bin/sh -c 'echo x >/root/tmpfile; cat /root/tmpfile')
+check_eq "run --tmp writes" "x" "$out"
+check_eq "run --tmp leaves the upper untouched" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
+check_eq "no leak after commit and --tmp" "$before" "$(leaks)"
+
+# ---- hostile tarballs ----
+python3 - "$T_TMP/evil" "$T_TMP" <<'PY'
+import io, os, sys, tarfile
+d, tmp = sys.argv[1], sys.argv[2]
+os.makedirs(d)
+def add(t, name, type=tarfile.REGTYPE, link=""):
+    ti = tarfile.TarInfo(name); ti.type = type; ti.linkname = link
+    ti.size = 1 if type == tarfile.REGTYPE else 0
+    t.addfile(ti, io.BytesIO(b"x") if type == tarfile.REGTYPE else None)
+def tar(name, *entries):
+    with tarfile.open(os.path.join(d, name), "w") as t:
+        for e in entries: add(t, *e)
+tar("dotdot.tar", ("../../escape-dotdot",))
+tar("abs.tar", (tmp + "/escape-abs",))
+tar("link.tar", ("l", tarfile.SYMTYPE, tmp), ("l/escape-link",))
+tar("rel.tar", ("l", tarfile.SYMTYPE, "../../../../../.."), ("l" + tmp + "/escape-rel",))
+tar("hard.tar", ("h", tarfile.LNKTYPE, "../../../../etc/passwd"))
+PY
+for f in dotdot link rel hard; do
+	check_fails "hostile tarball refused: $f" "$LCX" import "$T_TMP/evil/$f.tar"
+done
+abs=$(LC import "$T_TMP/evil/abs.tar")
+check "absolute names are made relative" test "${#abs}" -eq 32
+check_eq "nothing written outside" "" "$(find "$T_TMP" / -maxdepth 1 -name 'escape-*' 2>/dev/null)"
+check_eq "no temp dir left behind" "" "$(ls "$STORE/tmp")"
+check "gc" "$LCX" gc
+check "rm-stack demo" "$LCX" rm-stack demo
+t_summary
