@@ -138,6 +138,26 @@ else
 fi
 umount_check "nodev,nosuid" "$M"
 
+# --- udba=reval: changes made in a branch under the mount show up -------------
+reval_sees_changes() {
+	local R=$T_TMP/reval i
+	mkdir -p "$R/A/d" "$R/B/d" && echo a >"$R/A/d/a" && echo old >"$R/B/old" || return 1
+	mount_unionfs "$M" -o "udba=reval,lowerdir=$R/A:$R/B" || { echo "mount failed"; return 1; }
+	T ls -A "$M" "$M/d" >/dev/null && T cat "$M/old" >/dev/null # fill the caches
+	echo new >"$R/B/new"; echo n >"$R/B/d/n"; rm "$R/B/old"; echo changed-size >"$R/A/d/a"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(T ls -A "$M" | tr '\n' ' ')" = "d new " ] &&
+			[ "$(T ls -A "$M/d" | tr '\n' ' ')" = "a n " ] &&
+			[ "$(T cat "$M/new" 2>/dev/null)" = new ] &&
+			[ "$(T cat "$M/d/a" 2>/dev/null)" = changed-size ] && return 0
+		sleep 0.2
+	done
+	echo "    after 10 s: / = $(ls -A "$M" | tr '\n' ' '), d = $(ls -A "$M/d" | tr '\n' ' '), d/a = $(cat "$M/d/a" 2>&1)"
+	return 1
+}
+check_fn "udba=reval: files added, removed and rewritten in a branch show within 10 s" reval_sees_changes
+umount_check "udba=reval" "$M"
+
 # --- the daemon is in the background only once the mount is live --------------
 live_at_return() {
 	local i
