@@ -293,10 +293,16 @@ int mount_stack(struct store *s, const char *name, const char *mnt, bool tmp, ch
 
 	if (!m)
 		return -ENOMEM;
+	if (!stack_name_valid(name))
+		return log_errno(-EINVAL, "mount: '%s'", name);
 	m->name = name;
 	r = mount_is_mounted(s, name, NULL);
 	if (r != 0)
 		return r < 0 ? r : log_errno(-EBUSY, "mount: stack %s: already mounted", name);
+	/* A mount killed half way left no state file, maybe mounts: clear them first. */
+	r = mount_unmount(s, name);
+	if (r < 0 && r != -ENOENT)
+		return log_errno(r, "mount: %s: clearing what a killed mount left", name);
 	r = prepare(s, m, mnt);
 	if (r == 0)
 		r = mount_all(s, m, tmp);
@@ -335,6 +341,33 @@ int mount_is_mounted(struct store *s, const char *name, char **root)
 	return r < 0 ? r : 1;
 }
 
+/*
+ * No state file: a mount was killed before it wrote one. What it left can only be under
+ * run/NAME (a MNT given on the command line is not known); find it by looking.
+ */
+static int scan_leftovers(struct stack_mount *m)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (stat(m->run_dir, &st) < 0)
+		return -errno;
+	m->root = malloc(PATH_MAX);
+	if (!m->root)
+		return -ENOMEM;
+	snprintf(m->root, PATH_MAX, "%s/root", m->run_dir);
+	m->union_mounted = is_mount_point(m->root) > 0;
+	for (size_t i = 0; i < STACK_MAX_LAYERS; i++) {
+		snprintf(m->lowers[i], PATH_MAX, "%s/l%zu", m->run_dir, i);
+		if (stat(m->lowers[i], &st) < 0)
+			break;
+		m->nlowers = i + 1;
+	}
+	snprintf(dir, sizeof(dir), "%s/tmp", m->run_dir);
+	m->tmpfs = is_mount_point(dir) > 0;
+	return 0;
+}
+
 static void state_to_mount(struct json_object *o, struct stack_mount *m)
 {
 	struct json_object *lowers;
@@ -362,14 +395,21 @@ int mount_unmount(struct store *s, const char *name)
 
 	if (!m)
 		return -ENOMEM;
-	r = load_state(s, name, &o);
-	if (r < 0)
-		return r;
+	if (!stack_name_valid(name))
+		return -EINVAL;
 	m->name = name;
 	m->run_dir = store_path(s, "run/%s", name);
-	state_to_mount(o, m);
-	json_object_put(o);
-	r = m->run_dir && m->root ? undo(m) : -ENOMEM;
+	if (!m->run_dir)
+		return -ENOMEM;
+	r = load_state(s, name, &o);
+	if (r == 0) {
+		state_to_mount(o, m);
+		json_object_put(o);
+	} else if (r == -ENOENT) {
+		r = scan_leftovers(m);
+	}
+	if (r == 0)
+		r = m->root ? undo(m) : -ENOMEM;
 	if (r == 0) {
 		snprintf(rel, sizeof(rel), "run/%s.json", name);
 		r = store_unlink(s, rel);

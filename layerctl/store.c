@@ -248,7 +248,8 @@ int store_list(struct store *s, const char *subdir, const char *suffix, char ***
 	for (struct dirent *e; r == 0 && (e = readdir(d));) {
 		size_t len = strlen(e->d_name);
 
-		if (e->d_name[0] == '.' || len <= slen || strcmp(e->d_name + len - slen, suffix))
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || len <= slen ||
+		    strcmp(e->d_name + len - slen, suffix))
 			continue;
 		r = list_add(&list, &n, e->d_name, len - slen);
 	}

@@ -43,7 +43,8 @@ int store_read_json(struct store *s, const char *relpath, struct json_object **o
 int store_unlink(struct store *s, const char *relpath);
 /* Makes a fresh private dir under tmp/ (mode 0700); *out is its absolute path. */
 int store_temp_dir(struct store *s, const char *prefix, char **out);
-/* Lists the names in subdir ending in suffix (without it), sorted; *out is NULL-terminated. */
+/* Lists the names in subdir ending in suffix (without it; hidden names too), sorted; *out is
+ * NULL-terminated. */
 int store_list(struct store *s, const char *subdir, const char *suffix, char ***out);
 void store_free_list(char **list);
 

@@ -100,6 +100,14 @@ check "umount" "$LCX" umount tw
 check_eq "no loop device or mount left" "$before" "$(leaks)"
 check_fails "umount of an unmounted stack fails" "$LCX" umount tw
 
+# A mount killed before it recorded its state: umount finds the leftovers, mount clears them.
+root=$(LC mount tw) && rm "$STORE/run/tw.json"
+check "mount after a killed mount clears the leftovers" sh -c "'$LCX' mount tw >/dev/null"
+rm "$STORE/run/tw.json"
+check "umount without a state file" "$LCX" umount tw
+check_eq "no leak after a killed mount" "$before" "$(leaks)"
+check_fails "a stack name cannot leave the store" "$LCX" mount ../tw
+
 # A failing mount (the top layer's image is gone) leaks nothing.
 check "rm refuses a layer in use" sh -c "! '$LAYERCTL' --store '$STORE' rm top 2>/dev/null"
 check "rm --force" "$LCX" rm --force top
@@ -159,6 +167,20 @@ out=$(LC run --tmp demo -- /bin/sh -c 'echo x >/root/tmpfile; cat /root/tmpfile'
 check_eq "run --tmp writes" "x" "$out"
 check_eq "run --tmp leaves the upper untouched" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
 check_eq "no leak after commit and --tmp" "$before" "$(leaks)"
+
+# ---- kill -9 during import and commit leaves a consistent store ----
+mkdir -p "$T_TMP/big"
+for i in $(seq 40); do head -c 2M /dev/urandom >"$T_TMP/big/f$i"; done
+tar -C "$T_TMP/big" -cf "$T_TMP/big.tar" .
+for delay in 0.05 0.2 0.5; do
+	"$LCX" import "$T_TMP/big.tar" >/dev/null 2>&1 &
+	sleep $delay
+	pkill -KILL -P $! 2>/dev/null; kill -KILL $! 2>/dev/null; wait $! 2>/dev/null
+done
+check "fsck after killed imports" "$LCX" fsck
+check "gc after killed imports" "$LCX" gc
+check_eq "gc leaves tmp empty" "" "$(ls -A "$STORE/tmp")"
+check "every record has its image" sh -c "for j in '$STORE'/layers/*.json; do test -f \"\${j%.json}.img\" || exit 1; done"
 
 # ---- hostile tarballs ----
 python3 - "$T_TMP/evil" "$T_TMP" <<'PY'
