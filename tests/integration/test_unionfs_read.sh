@@ -486,6 +486,45 @@ T "${PROBE[@]}" locks "$OVL/common" >ovl.locks 2>&1
 T "${PROBE[@]}" locks "$UFS/common" >ufs.locks 2>&1
 compare "flock, POSIX and OFD locks" ovl.locks ufs.locks
 
+# --- more ways to read: O_DIRECT, sendfile (splice), parallel readers, .. -----
+direct_read() { # direct_read FILE: sha256 through O_DIRECT, or the error
+	T dd if="$1" iflag=direct bs=1M status=none 2>&1 | sha256sum | cut -c1-16
+}
+check_eq "O_DIRECT read gives what the kernel's gives" "$(direct_read "$OVL/big8m")" "$(direct_read "$UFS/big8m")"
+sendfile_sha() {
+	T python3 -c '
+import hashlib, os, sys
+src = os.open(sys.argv[1], os.O_RDONLY)
+r, w = os.pipe()
+h, off, size = hashlib.sha256(), 0, os.fstat(src).st_size
+while off < size:
+    n = os.sendfile(w, src, off, 65536)  # file to pipe: splice in the kernel
+    if n == 0:
+        break
+    off += n
+    h.update(os.read(r, n))
+print(h.hexdigest())' "$1" 2>&1
+}
+check_eq "sendfile (splice) read of an 8 MiB file" "$(sha256sum <"$C/big8m" | cut -d' ' -f1)" \
+	"$(sendfile_sha "$UFS/big8m")"
+parallel_readers() {
+	local i pids=()
+	for i in 1 2 3 4 5 6 7 8; do
+		contents "$UFS" >"par.$i" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i"; done
+	for i in 1 2 3 4 5 6 7 8; do
+		cmp -s ovl.sha "par.$i" || { echo "    reader $i differs"; diff ovl.sha "par.$i" | head -n 5; return 1; }
+	done
+}
+check_fn "8 parallel readers of every file see the same contents" parallel_readers
+check_eq "st_ino of d/.. is the root's" "$(T stat -c %i "$UFS")" "$(T stat -c %i "$UFS/d/..")"
+check_eq "getcwd inside the mount" "$UFS/d/sub" "$(cd "$UFS/d/sub" && T pwd -P)"
+check_eq "ls -la of the root: same names, types, modes and sizes as the kernel's" \
+	"$(cd "$OVL" && ls -la --time-style=+ . d mdir | awk '{ print $1, $3, $4, $5, $NF }')" \
+	"$(cd "$UFS" && T ls -la --time-style=+ . d mdir | awk '{ print $1, $3, $4, $5, $NF }')"
+
 statfs_fields() { T stat -f -c '%b %c %s %S %l' "$1"; }
 check_eq "statfs: blocks, files, bsize, frsize, namelen" "$(statfs_fields "$OVL")" "$(statfs_fields "$UFS")"
 free_ok() {
