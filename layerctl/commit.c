@@ -90,7 +90,7 @@ int commit_stack(struct store *s, const char *name, const char *layer_name, char
 	if (!upper)
 		return -ENOMEM;
 	snprintf(source, sizeof(source), "commit of stack %s", name);
-	r = layer_pack_dir(s, upper, &meta, id);
+	r = layerimg_pack_dir(s, upper, &meta, id);
 	if (r == 0)
 		r = stack_append(s, name, id);
 	if (r == 0)

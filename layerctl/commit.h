@@ -2,7 +2,7 @@
  */
 #pragma once
 
-#include "layerctl/layer.h"
+#include "layerctl/layerimg.h"
 
 /* Unmounts the stack if mounted, packs its upper dir, appends the layer, empties the upper. */
 int commit_stack(struct store *s, const char *name, const char *layer_name, char *id);

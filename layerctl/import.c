@@ -26,7 +26,7 @@ static int import_tar(struct store *s, const char *src, const struct layer_meta 
 		return log_errno(r, "import: temp dir in %s", s->root);
 	r = extract_tar(src, dir);
 	if (r == 0)
-		r = layer_pack_dir(s, dir, meta, id);
+		r = layerimg_pack_dir(s, dir, meta, id);
 	rel = dir + strlen(s->root) + 1;
 	path_remove_tree(s->dir_fd, rel);
 	return r;
@@ -41,7 +41,7 @@ int import_source(struct store *s, const char *src, const char *name, char *id)
 	if (!abs || stat(abs, &st) < 0)
 		return log_errno(-errno, "import: %s", src);
 	if (S_ISDIR(st.st_mode))
-		return layer_pack_dir(s, abs, &meta, id);
+		return layerimg_pack_dir(s, abs, &meta, id);
 	if (!S_ISREG(st.st_mode))
 		return log_errno(-EINVAL, "import: %s: not a directory or a tarball", src);
 	return import_tar(s, abs, &meta, id);

@@ -10,14 +10,6 @@
 
 #define LAYER_ID_SIZE (DIGEST_HEX_LEN + 1)
 
-struct layer_meta {
-	const char *name;   /* may be NULL */
-	const char *source; /* what it was made from, for people */
-	const char *parent; /* id of the layer it was committed on top of, or NULL */
-};
-
-/* Packs dir into a new layer; id receives its digest. An identical image is reused. */
-int layer_pack_dir(struct store *s, const char *dir, const struct layer_meta *meta, char *id);
 /* Resolves a full id, a unique id prefix (4+ chars) or a layer name to an id. */
 int layer_resolve(struct store *s, const char *ref, char *id);
 /* The record of one layer (*out to json_object_put). */

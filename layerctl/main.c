@@ -19,6 +19,7 @@
 #include "layerctl/commit.h"
 #include "layerctl/import.h"
 #include "layerctl/layer.h"
+#include "layerctl/layerimg.h"
 #include "layerctl/mount.h"
 #include "layerctl/run.h"
 #include "layerctl/stack.h"
@@ -554,9 +555,9 @@ static int run_option(struct run_options *o, int opt, const char *arg)
 	case OPT_ENV:
 		if (!strchr(arg, '=') || arg[0] == '=')
 			return usage_error("run: --env '%s': not K=V", arg);
-		return run_add_env(o, arg) < 0 ? EXIT_OWN : -1;
+		return runopt_add_env(o, arg) < 0 ? EXIT_OWN : -1;
 	case OPT_BIND:
-		return run_add_bind(o, arg) < 0
+		return runopt_add_bind(o, arg) < 0
 			   ? usage_error("run: --bind '%s': not SRC:DST[:ro]", arg)
 			   : -1;
 	default:
@@ -582,23 +583,23 @@ static int cmd_run(int argc, char **argv)
 	/* '+': stop at the stack name, so CMD's own options are left alone. */
 	while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1)
 		if ((r = run_option(&o, opt, optarg)) >= 0)
-			return run_options_free(&o), r;
+			return runopt_free(&o), r;
 	if ((r = need_args(argc, argv, 2, -1)) >= 0)
-		return run_options_free(&o), r;
+		return runopt_free(&o), r;
 	o.stack = argv[optind++];
 	if (!strcmp(argv[optind], "--"))
 		optind++;
 	if (optind >= argc)
-		return run_options_free(&o), usage_error("run: missing command");
+		return runopt_free(&o), usage_error("run: missing command");
 	o.argv = argv + optind;
 	r = store_open(&s, store_root);
 	if (r < 0) {
-		run_options_free(&o);
+		runopt_free(&o);
 		return log_errno(r, "store %s", store_root), EXIT_OWN;
 	}
 	r = run_stack(&s, &o);
 	store_close(&s);
-	run_options_free(&o);
+	runopt_free(&o);
 	return r;
 }
 

@@ -77,62 +77,6 @@ struct child {
 
 static volatile pid_t child_pid;
 
-/* ---- options ---- */
-
-int run_add_env(struct run_options *o, const char *kv)
-{
-	char **grown = realloc(o->env, (o->nenv + 1) * sizeof(*grown));
-
-	if (!grown)
-		return -ENOMEM;
-	o->env = grown;
-	grown[o->nenv] = strdup(kv);
-	if (!grown[o->nenv])
-		return -ENOMEM;
-	o->nenv++;
-	return 0;
-}
-
-int run_add_bind(struct run_options *o, const char *spec)
-{
-	_cleanup_free_ char *copy = strdup(spec);
-	struct run_bind *grown;
-	char *dst, *opt;
-
-	if (!copy)
-		return -ENOMEM;
-	dst = strchr(copy, ':');
-	if (!dst || dst == copy || dst[1] != '/')
-		return -EINVAL;
-	*dst++ = '\0';
-	opt = strchr(dst, ':');
-	if (opt) {
-		*opt++ = '\0';
-		if (strcmp(opt, "ro") && strcmp(opt, "rw"))
-			return -EINVAL;
-	}
-	grown = realloc(o->binds, (o->nbinds + 1) * sizeof(*grown));
-	if (!grown)
-		return -ENOMEM;
-	o->binds = grown;
-	grown[o->nbinds] = (struct run_bind){
-	    .src = strdup(copy), .dst = strdup(dst), .ro = opt && !strcmp(opt, "ro")};
-	o->nbinds++;
-	return grown[o->nbinds - 1].src && grown[o->nbinds - 1].dst ? 0 : -ENOMEM;
-}
-
-void run_options_free(struct run_options *o)
-{
-	for (size_t i = 0; i < o->nenv; i++)
-		free(o->env[i]);
-	free(o->env);
-	for (size_t i = 0; i < o->nbinds; i++) {
-		free(o->binds[i].src);
-		free(o->binds[i].dst);
-	}
-	free(o->binds);
-}
-
 /* ---- the child ---- */
 
 static _Noreturn void child_fail(struct child *c, enum run_step step, int err, int index)
