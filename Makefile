@@ -8,8 +8,9 @@ BUILD    ?= build
 CC       ?= cc
 PKGS     := fuse3 ext2fs com_err blkid libxxhash libarchive json-c libcrypto
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
-            -D_FILE_OFFSET_BITS=64 -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# What the code needs, kept apart from CFLAGS so `make CFLAGS=...` cannot drop it.
+ALL_CFLAGS := -std=gnu17 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+            -D_FILE_OFFSET_BITS=64 -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -31,7 +32,7 @@ $(BUILD)/$(1)-core.a: $$($(1)_CORE_OBJS)
 	@mkdir -p $$(@D)
 	rm -f $$@ && ar rcs $$@ $$^
 $(BUILD)/$(1): $(BUILD)/obj/$(1)/main.o $(BUILD)/$(1)-core.a $$($(1)_USES) $(LIB_A)
-	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(ALL_CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rules,$(p))))
 
@@ -50,11 +51,11 @@ $(LIB_A): $(LIB_OBJS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_ARCHIVES) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(CORE_ARCHIVES) $(LIB_A) $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_ARCHIVES) $(LIB_A) $(LDLIBS) $(CHECK_LIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -99,7 +100,7 @@ install: all
 lint:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 		--suppress=missingIncludeSystem -I. lib unionfs loopimg layerctl
-	clang-tidy --quiet $(LIB_SRCS) $(foreach p,$(PROGRAMS),$($(p)_SRCS)) -- $(CFLAGS)
+	clang-tidy --quiet $(LIB_SRCS) $(foreach p,$(PROGRAMS),$($(p)_SRCS)) -- $(ALL_CFLAGS)
 
 format:
 	clang-format -i $(wildcard lib/*.[ch] unionfs/*.[ch] loopimg/*.[ch] layerctl/*.[ch] tests/unit/*.c)

@@ -31,6 +31,7 @@
 
 #include "lib/log.h"
 #include "lib/macro.h"
+#include "loopimg/bwriter.h"
 #include "loopimg/ext4_dir.h"
 
 #define INODE_SIZE 256
@@ -60,6 +61,7 @@ struct block_range {
 struct ext4_writer {
 	ext2_filsys fs;
 	int img_fd;
+	struct bwriter *data;
 	char *path;
 	struct tree *tree;
 	struct ext4_write_params params;
@@ -794,49 +796,6 @@ static int write_metadata_node(struct tree_node *n, void *opaque)
 
 /* ---- regular file data ---- */
 
-static int copy_fallback(int src, uint64_t soff, int dst, uint64_t doff, uint64_t len)
-{
-	const size_t chunk = 1 << 20;
-	_cleanup_free_ uint8_t *buf = malloc(chunk);
-
-	if (!buf)
-		return -ENOMEM;
-	while (len) {
-		ssize_t n = pread(src, buf, MIN(chunk, len), soff);
-
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		if (pwrite(dst, buf, n, doff) != n)
-			return errno ? -errno : -EIO;
-		soff += n;
-		doff += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int copy_bytes(int src, uint64_t soff, int dst, uint64_t doff, uint64_t len)
-{
-	while (len) {
-		loff_t so = soff, d = doff;
-		ssize_t n = copy_file_range(src, &so, dst, &d, MIN(len, (uint64_t)1 << 30), 0);
-
-		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
-			      errno == ENOSYS || errno == EBADF))
-			return copy_fallback(src, soff, dst, doff, len);
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA; /* the file shrank under us */
-		soff += n;
-		doff += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static int copy_range(struct ext4_writer *w, int fd, const struct tree_node *n,
 		      const struct extent_list *el, size_t from)
 {
@@ -844,7 +803,7 @@ static int copy_range(struct ext4_writer *w, int fd, const struct tree_node *n,
 		const struct extent *x = &el->e[i];
 		uint64_t off = (uint64_t)x->lblk * w->bs;
 		uint64_t len = MIN((uint64_t)x->len * w->bs, n->size - off);
-		int r = copy_bytes(fd, off, w->img_fd, x->pblk * w->bs, len);
+		int r = bwriter_copy(w->data, fd, off, x->pblk, len);
 
 		if (r < 0)
 			return r;
@@ -961,6 +920,8 @@ int ext4_write_begin(const char *path, struct tree *tree, const struct ext4_writ
 	}
 	if (r >= 0 && ftruncate(w->img_fd, ext2fs_blocks_count(w->fs->super) * w->bs) < 0)
 		r = log_errno(-errno, "pack: %s", path);
+	if (r >= 0 && (r = bwriter_open(path, w->bs, &w->data)) < 0)
+		log_errno(r, "pack: %s", path);
 	if (r >= 0) {
 		setup_super(w);
 		mark_inodes(w);
@@ -1057,8 +1018,12 @@ static int write_all_xattrs(struct ext4_writer *w)
 int ext4_write_finish(struct ext4_writer *w)
 {
 	errcode_t e;
-	int r = write_inode_tables(w);
+	int r = bwriter_close(TAKE_PTR(w->data));
 
+	if (r < 0)
+		log_errno(r, "pack: %s: writing file data", w->path);
+	if (r >= 0)
+		r = write_inode_tables(w);
 	/*
 	 * Checksumming dir and extent blocks read the (still empty) inodes into
 	 * libext2fs's inode cache and its I/O cache: drop both, or the xattr
@@ -1096,6 +1061,8 @@ void ext4_write_abort(struct ext4_writer *w)
 {
 	if (!w)
 		return;
+	if (w->data)
+		bwriter_close(w->data);
 	if (w->fs)
 		ext2fs_free(w->fs);
 	if (w->img_fd >= 0)

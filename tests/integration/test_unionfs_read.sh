@@ -554,6 +554,50 @@ compare "st_ino the same after unmount and mount" ino1 ino5
 t_umount "$UFS"
 t_umount "$OVL"
 
+# --- st_ino does not depend on st_dev: a branch on a loop device attached again
+# (under another loop number) keeps every st_ino.
+IMG=$T_TMP/branch.img LM=$T_TMP/loopmnt
+attach_branch() { # attach_branch [OCCUPY]: attach IMG (after OCCUPY, to shift the number), mount it
+	local dev
+	if [ -n "${1:-}" ]; then
+		dev=$(T losetup -f --show "$1") || return 1
+		t_track_loop "$dev"
+	fi
+	dev=$(T losetup -f --show "$IMG") || return 1
+	t_track_loop "$dev"
+	mkdir -p "$LM" && T mount -o ro "$dev" "$LM" && t_track_mount "$LM" && echo "$dev"
+}
+detach_branch() { # DEV
+	t_umount "$LM" && T losetup -d "$1"
+}
+loop_inos() {
+	local dev1 dev2 st1 st2
+	truncate -s 64M "$IMG" && truncate -s 1M "$T_TMP/occupy.img" || return 1
+	T mkfs.ext4 -q -F "$IMG" || return 1
+	mkdir -p "$LM" && T mount "$IMG" "$LM" -o loop && t_track_mount "$LM" || return 1
+	mkdir -p "$LM/L/d" && echo x >"$LM/L/d/f" && echo y >"$LM/L/g" && ln -s g "$LM/L/s" || return 1
+	t_umount "$LM"
+	dev1=$(attach_branch) || return 1
+	st1=$(stat -c %d "$LM/L")
+	ufs_mount "$UFS" "$A" "$LM/L" || return 1
+	inos "$UFS" >loop.ino1
+	t_umount "$UFS"
+	detach_branch "$dev1" || return 1
+	dev2=$(attach_branch "$T_TMP/occupy.img") || return 1
+	st2=$(stat -c %d "$LM/L")
+	[ "$st1" != "$st2" ] || { echo "    st_dev did not change ($dev1, $dev2): the check proves nothing"; return 1; }
+	ufs_mount "$UFS" "$A" "$LM/L" || return 1
+	inos "$UFS" >loop.ino2
+	t_umount "$UFS"
+	detach_branch "$dev2"
+	if ! diff -u loop.ino1 loop.ino2 >loop.diff; then
+		head -n 20 loop.diff | sed 's/^/    /'
+		return 1
+	fi
+	[ -s loop.ino1 ]
+}
+check_fn "st_ino the same after the branch's loop device is attached again (st_dev changed)" loop_inos
+
 # --- user.overlay.opaque, read like the kernel does with -o userxattr ---------
 A4=$T_TMP/br4/A B4=$T_TMP/br4/B
 mkdir -p "$A4/uo" "$B4/uo" "$A4/m" "$B4/m"
