@@ -170,7 +170,7 @@ static int cmd_layers(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'}, COMMON_LONGOPTS, {0}};
-	struct json_object *all = json_object_new_array();
+	struct json_object *all;
 	bool json = false;
 	char **ids = NULL;
 	struct store s;
@@ -180,13 +180,14 @@ static int cmd_layers(int argc, char **argv)
 		if (opt == 'j')
 			json = true;
 		else
-			return json_object_put(all), common_option(opt);
+			return common_option(opt);
 	}
 	if ((r = need_args(argc, argv, 0, 0)) >= 0)
-		return json_object_put(all), r;
+		return r;
 	if (open_store(&s) < 0)
-		return json_object_put(all), EXIT_OWN;
-	r = layer_list(&s, &ids);
+		return EXIT_OWN;
+	all = json_object_new_array();
+	r = all ? layer_list(&s, &ids) : -ENOMEM;
 	if (r == 0 && !json)
 		printf("%-32s  %-16s  %10s  %-16s  %s\n", "ID", "NAME", "SIZE", "CREATED",
 		       "SOURCE");
@@ -377,12 +378,12 @@ static int cmd_create(int argc, char **argv)
 	if (open_store(&s) < 0)
 		return EXIT_OWN;
 	n = argc - optind - 1;
-	for (int i = 0; r < 0 && i < n; i++) {
+	r = 0;
+	for (int i = 0; r == 0 && i < n; i++) {
 		r = resolve_or_complain(&s, argv[optind + 1 + i], ids[i]);
 		ptrs[i] = ids[i];
-		r = r < 0 ? r : -1;
 	}
-	if (r == -1 && (r = stack_create(&s, argv[optind], ptrs, (size_t)n)) < 0)
+	if (r == 0 && (r = stack_create(&s, argv[optind], ptrs, (size_t)n)) < 0)
 		log_errno(r, "create: %s", argv[optind]);
 	store_close(&s);
 	return fail(r);
@@ -392,7 +393,7 @@ static int cmd_stacks(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'}, COMMON_LONGOPTS, {0}};
-	struct json_object *all = json_object_new_array();
+	struct json_object *all;
 	char **names = NULL;
 	bool json = false;
 	struct store s;
@@ -402,11 +403,14 @@ static int cmd_stacks(int argc, char **argv)
 		if (opt == 'j')
 			json = true;
 		else
-			return json_object_put(all), common_option(opt);
+			return common_option(opt);
 	}
-	if ((r = need_args(argc, argv, 0, 0)) >= 0 || open_store(&s) < 0)
-		return json_object_put(all), r >= 0 ? r : EXIT_OWN;
-	r = stack_list(&s, &names);
+	if ((r = need_args(argc, argv, 0, 0)) >= 0)
+		return r;
+	if (open_store(&s) < 0)
+		return EXIT_OWN;
+	all = json_object_new_array();
+	r = all ? stack_list(&s, &names) : -ENOMEM;
 	if (r == 0 && !json)
 		printf("%-20s  %6s  %s\n", "NAME", "LAYERS", "MOUNTED");
 	for (char **p = names; r == 0 && *p; p++) {

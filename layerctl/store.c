@@ -48,12 +48,19 @@ int store_open(struct store *s, const char *root)
 {
 	int r;
 
+	_cleanup_free_ char *abs = NULL, *cwd = NULL;
+
 	*s = (struct store){.dir_fd = -EBADF, .lock_fd = -EBADF};
 	s->root = realpath(root, NULL);
 	if (!s->root) {
-		if (errno != ENOENT || root[0] != '/')
+		if (errno != ENOENT)
 			return -errno;
-		r = make_dirs(root);
+		if (root[0] != '/' && !(cwd = getcwd(NULL, 0)))
+			return -errno;
+		abs = cwd ? path_join(cwd, root) : strdup(root);
+		if (!abs)
+			return -ENOMEM;
+		r = make_dirs(abs);
 		if (r < 0)
 			return r;
 		s->root = realpath(root, NULL);
