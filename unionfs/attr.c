@@ -115,8 +115,8 @@ int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr,
 		r = RET_NERRNO(chmod(path_fd_proc(fd, proc, sizeof(proc)), attr->st_mode & 07777));
 	if (r == 0 && (to_set & ATTR_SET_SIZE))
 		r = set_size(fd, attr->st_size, write_fd);
-	if (r == 0 && (to_set & (ATTR_SET_ATIME | ATTR_SET_MTIME | ATTR_SET_ATIME_NOW |
-				 ATTR_SET_MTIME_NOW)))
+	if (r == 0 &&
+	    (to_set & (ATTR_SET_ATIME | ATTR_SET_MTIME | ATTR_SET_ATIME_NOW | ATTR_SET_MTIME_NOW)))
 		r = set_times(fd, attr, to_set);
 	if (r < 0)
 		return r;

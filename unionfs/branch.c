@@ -41,11 +41,11 @@ int branch_table_add(struct branch_table *t, const char *path, bool writable)
 		return -ENOMEM;
 	t->v = grown;
 	t->v[t->count++] = (struct branch){
-		.path = TAKE_PTR(real),
-		.fd = TAKE_FD(fd),
-		.writable = writable,
-		.dev = st.st_dev,
-		.ino = st.st_ino,
+	    .path = TAKE_PTR(real),
+	    .fd = TAKE_FD(fd),
+	    .writable = writable,
+	    .dev = st.st_dev,
+	    .ino = st.st_ino,
 	};
 	return 0;
 }

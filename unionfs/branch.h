@@ -10,7 +10,7 @@
 
 struct branch {
 	char *path;    /* canonical absolute path, for messages */
-	int fd;        /* O_RDONLY|O_DIRECTORY on the branch root */
+	int fd;	       /* O_RDONLY|O_DIRECTORY on the branch root */
 	bool writable; /* only the top branch may be */
 	dev_t dev;
 	ino_t ino;

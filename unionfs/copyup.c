@@ -38,7 +38,8 @@ const char *copyup_origin_xattr(const struct unionfs *fs)
 
 static bool skip_internal_xattr(const char *name)
 {
-	/* A lower object's markers (opaque, redirect, origin) describe the lower layer, not the copy. */
+	/* A lower object's markers (opaque, redirect, origin) describe the lower layer, not the
+	 * copy. */
 	return unionfs_xattr_is_internal(name);
 }
 
@@ -56,7 +57,8 @@ static int create_copy(int src_fd, const struct stat *st, int work_fd, const cha
 		dst = RET_NERRNO(openat(work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
 		if (dst < 0 || !with_data)
 			return dst;
-		src = RET_NERRNO(open(path_fd_proc(src_fd, proc, sizeof(proc)), O_RDONLY | O_CLOEXEC));
+		src = RET_NERRNO(
+		    open(path_fd_proc(src_fd, proc, sizeof(proc)), O_RDONLY | O_CLOEXEC));
 		r = src < 0 ? src : copy_data(src, dst);
 		if (r < 0) {
 			close(dst);
@@ -66,7 +68,8 @@ static int create_copy(int src_fd, const struct stat *st, int work_fd, const cha
 	case S_IFDIR:
 		if (mkdirat(work_fd, tmp, 0700) < 0)
 			return -errno;
-		return RET_NERRNO(openat(work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+		return RET_NERRNO(
+		    openat(work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	case S_IFLNK:
 		n = readlinkat(src_fd, "", target, sizeof(target) - 1);
 		if (n < 0)
@@ -157,7 +160,8 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 	}
 	r = finish_copy(fs, node, src_fd, &st, dst);
 	if (r == 0)
-		r = RET_NERRNO(renameat2(fs->work_fd, tmp, parent_fd, node->name, RENAME_NOREPLACE));
+		r = RET_NERRNO(
+		    renameat2(fs->work_fd, tmp, parent_fd, node->name, RENAME_NOREPLACE));
 	if (r < 0) {
 		path_remove_tree(fs->work_fd, tmp);
 		return r;

@@ -50,8 +50,8 @@ static int make_at(int dirfd, const char *name, const struct new_object *obj, in
 	switch (obj->mode & S_IFMT) {
 	case S_IFREG:
 		*fd = RET_NERRNO(openat(dirfd, name,
-					(obj->open_flags & ~(O_NOFOLLOW | O_TRUNC)) | O_CREAT | O_EXCL |
-						O_CLOEXEC,
+					(obj->open_flags & ~(O_NOFOLLOW | O_TRUNC)) | O_CREAT |
+					    O_EXCL | O_CLOEXEC,
 					obj->mode & 07777));
 		return *fd < 0 ? *fd : 0;
 	case S_IFDIR:
@@ -109,7 +109,7 @@ static int make_over_whiteout(struct unionfs *fs, int upper, const char *name,
 	r = set_owner(fs, upper, fs->work_fd, tmp, obj, creds);
 	if (r == 0 && opaque) {
 		_cleanup_close_ int dfd =
-			openat(fs->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		    openat(fs->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		r = dfd < 0 ? -errno : whiteout_set_opaque(fs, dfd);
 	}
 	if (r == 0)
@@ -208,7 +208,8 @@ static int remove_name(struct unionfs *fs, struct node *dir, const char *name, s
 	if (upper < 0)
 		return upper;
 	/* A hard link's node may live under another name: ask the branch, not the node. */
-	child_upper = fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !whiteout_is_overlay(&st);
+	child_upper =
+	    fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !whiteout_is_overlay(&st);
 	if (dir_name_in_lower(dir, name))
 		r = whiteout_put(fs, upper, name, child_upper);
 	else if (S_ISDIR(child->type))

@@ -16,10 +16,10 @@ struct creds {
 
 /* A new object's description for dir_make(). */
 struct new_object {
-	mode_t mode;        /* type and permissions (umask already applied by the kernel) */
-	dev_t rdev;         /* for device nodes */
+	mode_t mode;	    /* type and permissions (umask already applied by the kernel) */
+	dev_t rdev;	    /* for device nodes */
 	const char *target; /* for symlinks */
-	int open_flags;     /* for regular files: the flags of the create */
+	int open_flags;	    /* for regular files: the flags of the create */
 };
 
 /*

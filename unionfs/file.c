@@ -95,6 +95,5 @@ int file_fallocate(struct open_file *fh, int mode, off_t off, off_t len)
 ssize_t file_copy_range(struct open_file *in, off_t off_in, struct open_file *out, off_t off_out,
 			size_t len, unsigned flags)
 {
-	return RET_NERRNO(copy_file_range(in->fd, &off_in, out->fd, &off_out, len,
-					  flags));
+	return RET_NERRNO(copy_file_range(in->fd, &off_in, out->fd, &off_out, len, flags));
 }

@@ -240,7 +240,8 @@ int node_stat(const struct node *node, struct stat *st)
 	const struct layer_set *set = node_layers(node);
 
 	if (set->v[0].fd >= 0)
-		return RET_NERRNO(fstatat(set->v[0].fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+		return RET_NERRNO(
+		    fstatat(set->v[0].fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 	return RET_NERRNO(fstatat(set->parent_fd, set->name, st, AT_SYMLINK_NOFOLLOW));
 }
 
@@ -250,7 +251,8 @@ int node_open(const struct node *node, int flags)
 	char proc[PATH_FD_PROC_SIZE];
 
 	if (set->v[0].fd < 0)
-		return RET_NERRNO(openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));
+		return RET_NERRNO(
+		    openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));
 	if (flags & O_PATH)
 		return RET_NERRNO(fcntl(set->v[0].fd, F_DUPFD_CLOEXEC, 3));
 	return RET_NERRNO(open(path_fd_proc(set->v[0].fd, proc, sizeof(proc)), flags | O_CLOEXEC));

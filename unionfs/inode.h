@@ -15,7 +15,7 @@ struct dir_listing;
 
 /* One real object behind a node: a directory has one per merged branch, top first. */
 struct node_layer {
-	int fd;          /* O_PATH for non-directories, O_RDONLY|O_DIRECTORY for directories */
+	int fd;		 /* O_PATH for non-directories, O_RDONLY|O_DIRECTORY for directories */
 	uint16_t branch; /* index in the branch table */
 };
 
@@ -38,8 +38,8 @@ struct layer_set {
 };
 
 struct node {
-	uint64_t ino;     /* the st_ino we report; key of the table */
-	mode_t type;      /* S_IFMT bits */
+	uint64_t ino; /* the st_ino we report; key of the table */
+	mode_t type;  /* S_IFMT bits */
 	struct node *parent;
 	char *name;
 	struct layer_set *layers; /* read with node_layers() */
@@ -107,9 +107,9 @@ int node_stat(const struct node *node, struct stat *st);
 /* A new fd on the top-most object: open flags (O_NOFOLLOW semantics), or O_PATH. */
 int node_open(const struct node *node, int flags);
 
-/* Publishes a new layer set; the old one stays valid until the node is freed. Caller holds node->lock. */
+/* Publishes a new layer set; the old one stays valid until the node is freed. Caller holds
+ * node->lock. */
 void node_replace_layers(struct node *node, struct layer_set *layers);
-
 
 static inline bool node_is_dir(const struct node *node)
 {

@@ -24,7 +24,8 @@ static void usage(void)
 {
 	printf("Usage: unionfs -o br=DIR=rw:DIR=ro[:...] [options] MOUNTPOINT\n"
 	       "       unionfs [options] DIR=RW:DIR=RO[:...] MOUNTPOINT\n"
-	       "       unionfs -o lowerdir=DIR[:DIR...][,upperdir=DIR,workdir=DIR] [options] MOUNTPOINT\n"
+	       "       unionfs -o lowerdir=DIR[:DIR...][,upperdir=DIR,workdir=DIR] [options] "
+	       "MOUNTPOINT\n"
 	       "\n"
 	       "Mounts a union of directories: the first branch holding a name wins,\n"
 	       "whiteouts and opaque directories hide lower names, directories merge.\n"
@@ -131,10 +132,10 @@ static void configure(struct unionfs *fs, const struct unionfs_options *o)
 
 	fs->udba_reval = reval;
 	fs->entry_timeout = fs->attr_timeout = fs->negative_timeout =
-		reval ? REVAL_TIMEOUT : LONG_TIMEOUT;
+	    reval ? REVAL_TIMEOUT : LONG_TIMEOUT;
 	fs->read_only = o->read_only || !branch_table_has_upper(&fs->branches);
 	fs->whiteout_format =
-		o->whiteout && strcmp(o->whiteout, "aufs") == 0 ? WHITEOUT_AUFS : WHITEOUT_OVERLAY;
+	    o->whiteout && strcmp(o->whiteout, "aufs") == 0 ? WHITEOUT_AUFS : WHITEOUT_OVERLAY;
 	fs->volatile_mode = o->volatile_mode;
 	fs->metacopy = o->metacopy && strcmp(o->metacopy, "on") == 0;
 	fs->debug = o->debug;
@@ -185,7 +186,8 @@ static void raise_fd_limit(void)
 	/* Directories and writable objects hold an fd each: allow as many as we may. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	raised = (struct rlimit){.rlim_cur = MAX(most, rl.rlim_max), .rlim_max = MAX(most, rl.rlim_max)};
+	raised =
+	    (struct rlimit){.rlim_cur = MAX(most, rl.rlim_max), .rlim_max = MAX(most, rl.rlim_max)};
 	/* Without CAP_SYS_RESOURCE (containers) the hard limit stays: use all of it. */
 	if (setrlimit(RLIMIT_NOFILE, &raised) < 0) {
 		rl.rlim_cur = rl.rlim_max;
@@ -250,7 +252,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (o.show_version) {
-		printf("unionfs (union-tools) %s, libfuse %s\n", UNIONFS_VERSION, fuse_pkgversion());
+		printf("unionfs (union-tools) %s, libfuse %s\n", UNIONFS_VERSION,
+		       fuse_pkgversion());
 		r = 0;
 		goto out;
 	}

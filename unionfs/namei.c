@@ -53,7 +53,7 @@ static int open_object(int dirfd, const char *name, const struct stat *st)
 struct found {
 	const struct layer_set *dir_layers; /* the parent's layers the lookup used */
 	const struct node_layer *parent;    /* where the top-most object lives */
-	const struct dir_entry *entry;      /* from the listing, for merged directories */
+	const struct dir_entry *entry;	    /* from the listing, for merged directories */
 	struct dir_listing *listing;
 	struct stat st;
 };
@@ -69,7 +69,8 @@ static int open_merged_dirs(const struct found *f, const char *name, struct laye
 	int r;
 
 	for (uint16_t i = 0; i <= e->nlower; i++) {
-		const struct node_layer *parent = &f->dir_layers->v[i == 0 ? e->pos : e->lower[i - 1]];
+		const struct node_layer *parent =
+		    &f->dir_layers->v[i == 0 ? e->pos : e->lower[i - 1]];
 		if (i > 0) {
 			if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    !S_ISDIR(st.st_mode))
@@ -273,7 +274,7 @@ int namei_make_root(struct unionfs *fs)
 		return -ENOMEM;
 	for (; set->n < count; set->n++) {
 		r = RET_NERRNO(
-			openat(fs->branches.v[set->n].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		    openat(fs->branches.v[set->n].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 		if (r < 0)
 			goto fail;
 		set->v[set->n] = (struct node_layer){.fd = r, .branch = set->n};

@@ -293,7 +293,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -file_fsync(fs_of(req), (struct open_file *)(uintptr_t)fi->fh, datasync));
+	fuse_reply_err(req,
+		       -file_fsync(fs_of(req), (struct open_file *)(uintptr_t)fi->fh, datasync));
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -405,10 +406,14 @@ static unsigned attr_flags(int to_set)
 		int fuse;
 		unsigned ours;
 	} map[] = {
-		{FUSE_SET_ATTR_MODE, ATTR_SET_MODE},         {FUSE_SET_ATTR_UID, ATTR_SET_UID},
-		{FUSE_SET_ATTR_GID, ATTR_SET_GID},           {FUSE_SET_ATTR_SIZE, ATTR_SET_SIZE},
-		{FUSE_SET_ATTR_ATIME, ATTR_SET_ATIME},       {FUSE_SET_ATTR_MTIME, ATTR_SET_MTIME},
-		{FUSE_SET_ATTR_ATIME_NOW, ATTR_SET_ATIME_NOW}, {FUSE_SET_ATTR_MTIME_NOW, ATTR_SET_MTIME_NOW},
+	    {FUSE_SET_ATTR_MODE, ATTR_SET_MODE},
+	    {FUSE_SET_ATTR_UID, ATTR_SET_UID},
+	    {FUSE_SET_ATTR_GID, ATTR_SET_GID},
+	    {FUSE_SET_ATTR_SIZE, ATTR_SET_SIZE},
+	    {FUSE_SET_ATTR_ATIME, ATTR_SET_ATIME},
+	    {FUSE_SET_ATTR_MTIME, ATTR_SET_MTIME},
+	    {FUSE_SET_ATTR_ATIME_NOW, ATTR_SET_ATIME_NOW},
+	    {FUSE_SET_ATTR_MTIME_NOW, ATTR_SET_MTIME_NOW},
 	};
 	unsigned ours = 0;
 
@@ -424,7 +429,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct open_file *of = fi ? (struct open_file *)(uintptr_t)fi->fh : NULL;
 	int write_fd = of && (of->fd >= 0) ? of->fd : -EBADF;
 	struct stat st;
-	int r = attr_setattr(fs_of(req), node_of(req, ino), attr, attr_flags(to_set), write_fd, &st);
+	int r =
+	    attr_setattr(fs_of(req), node_of(req, ino), attr, attr_flags(to_set), write_fd, &st);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -512,7 +518,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 {
 	struct node *node = NULL;
 	struct stat st;
-	int r = dir_link(fs_of(req), node_of(req, ino), node_of(req, newparent), newname, &node, &st);
+	int r =
+	    dir_link(fs_of(req), node_of(req, ino), node_of(req, newparent), newname, &node, &st);
 
 	reply_new_entry(req, r, node, &st);
 }
@@ -557,8 +564,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, -unionfs_xattr_set(fs_of(req), node_of(req, ino), name, value, size,
-					       flags));
+	fuse_reply_err(req,
+		       -unionfs_xattr_set(fs_of(req), node_of(req, ino), name, value, size, flags));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -567,39 +574,39 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 const struct fuse_lowlevel_ops unionfs_ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.create = op_create,
-	.open = op_open,
-	.read = op_read,
-	.write_buf = op_write_buf,
-	.fallocate = op_fallocate,
-	.copy_file_range = op_copy_file_range,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
-	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
-	.access = op_access,
-	.lseek = op_lseek,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .create = op_create,
+    .open = op_open,
+    .read = op_read,
+    .write_buf = op_write_buf,
+    .fallocate = op_fallocate,
+    .copy_file_range = op_copy_file_range,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .access = op_access,
+    .lseek = op_lseek,
 };

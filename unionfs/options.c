@@ -2,6 +2,7 @@
 #include "unionfs/options.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,59 +22,63 @@ enum {
 	KEY_NOSUID,
 };
 
-#define OPT(t, m, v) {t, offsetof(struct unionfs_options, m), v}
+#define OPT(t, m, v)                                                                               \
+	{                                                                                          \
+		t, offsetof(struct unionfs_options, m), v                                          \
+	}
 
 static const struct fuse_opt option_table[] = {
-	OPT("br=%s", br, 0),
-	OPT("dirs=%s", br, 0), /* aufs's older spelling */
-	OPT("lowerdir=%s", lowerdir, 0),
-	OPT("upperdir=%s", upperdir, 0),
-	OPT("workdir=%s", workdir, 0),
-	OPT("udba=%s", udba, 0),
-	OPT("whiteout=%s", whiteout, 0),
-	OPT("metacopy=%s", metacopy, 0),
-	OPT("redirect_dir=%s", redirect_dir, 0),
-	OPT("index=%s", index, 0),
-	OPT("xino=%s", xino, 0),
-	OPT("max_files=%u", max_files, 0),
-	OPT("volatile", volatile_mode, 1),
-	OPT("cow", cow, 1),
-	OPT("hide_meta_files", hide_meta_files, 1),
-	OPT("statfs_omit_ro", statfs_omit_ro, 1),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-f", KEY_KEEP),
-	FUSE_OPT_KEY("-s", KEY_KEEP),
-	FUSE_OPT_KEY("ro", KEY_RO),
-	FUSE_OPT_KEY("nodev", KEY_NODEV),
-	FUSE_OPT_KEY("nosuid", KEY_NOSUID),
-	/* What mount(8) and fstab add that means nothing to a FUSE mount. */
-	FUSE_OPT_KEY("defaults", KEY_IGNORE),
-	FUSE_OPT_KEY("auto", KEY_IGNORE),
-	FUSE_OPT_KEY("noauto", KEY_IGNORE),
-	FUSE_OPT_KEY("nofail", KEY_IGNORE),
-	FUSE_OPT_KEY("_netdev", KEY_IGNORE),
-	FUSE_OPT_KEY("user", KEY_IGNORE),
-	FUSE_OPT_KEY("users", KEY_IGNORE),
-	FUSE_OPT_KEY("nouser", KEY_IGNORE),
-	FUSE_OPT_KEY("userxattr", KEY_IGNORE),
-	FUSE_OPT_END,
+    OPT("br=%s", br, 0),
+    OPT("dirs=%s", br, 0), /* aufs's older spelling */
+    OPT("lowerdir=%s", lowerdir, 0),
+    OPT("upperdir=%s", upperdir, 0),
+    OPT("workdir=%s", workdir, 0),
+    OPT("udba=%s", udba, 0),
+    OPT("whiteout=%s", whiteout, 0),
+    OPT("metacopy=%s", metacopy, 0),
+    OPT("redirect_dir=%s", redirect_dir, 0),
+    OPT("index=%s", index, 0),
+    OPT("xino=%s", xino, 0),
+    OPT("max_files=%s", max_files_str, 0),
+    OPT("volatile", volatile_mode, 1),
+    OPT("cow", cow, 1),
+    OPT("hide_meta_files", hide_meta_files, 1),
+    OPT("statfs_omit_ro", statfs_omit_ro, 1),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_KEY("-f", KEY_KEEP),
+    FUSE_OPT_KEY("-s", KEY_KEEP),
+    FUSE_OPT_KEY("ro", KEY_RO),
+    FUSE_OPT_KEY("nodev", KEY_NODEV),
+    FUSE_OPT_KEY("nosuid", KEY_NOSUID),
+    /* What mount(8) and fstab add that means nothing to a FUSE mount. */
+    FUSE_OPT_KEY("defaults", KEY_IGNORE),
+    FUSE_OPT_KEY("auto", KEY_IGNORE),
+    FUSE_OPT_KEY("noauto", KEY_IGNORE),
+    FUSE_OPT_KEY("nofail", KEY_IGNORE),
+    FUSE_OPT_KEY("_netdev", KEY_IGNORE),
+    FUSE_OPT_KEY("user", KEY_IGNORE),
+    FUSE_OPT_KEY("users", KEY_IGNORE),
+    FUSE_OPT_KEY("nouser", KEY_IGNORE),
+    FUSE_OPT_KEY("userxattr", KEY_IGNORE),
+    FUSE_OPT_END,
 };
 
 /* Options libfuse itself understands (mount, session and command line), passed on unchanged. */
 static const char *const libfuse_options[] = {
-	"allow_other", "allow_root", "auto_unmount", "blkdev", "default_permissions", "rw",
-	"suid", "dev", "exec", "noexec", "async", "sync", "atime", "noatime", "diratime",
-	"nodiratime", "lazytime", "nolazytime", "relatime", "norelatime", "strictatime",
-	"nostrictatime", "dirsync", "clone_fd",
+    "allow_other", "allow_root",    "auto_unmount", "blkdev",	"default_permissions",
+    "rw",	   "suid",	    "dev",	    "exec",	"noexec",
+    "async",	   "sync",	    "atime",	    "noatime",	"diratime",
+    "nodiratime",  "lazytime",	    "nolazytime",   "relatime", "norelatime",
+    "strictatime", "nostrictatime", "dirsync",	    "clone_fd",
 };
 static const char *const libfuse_prefixes[] = {
-	"fsname=", "subtype=", "max_read=", "blksize=", "context=", "fscontext=",
-	"defcontext=", "rootcontext=", "max_idle_threads=", "max_threads=",
+    "fsname=",	  "subtype=",	 "max_read=",	 "blksize=",	      "context=",
+    "fscontext=", "defcontext=", "rootcontext=", "max_idle_threads=", "max_threads=",
 };
 
 static void set_error(struct unionfs_options *o, const char *fmt, ...)
@@ -175,6 +180,14 @@ static void check_values(struct unionfs_options *o)
 	check_value(o, "redirect_dir", o->redirect_dir, redirect);
 	check_value(o, "index", o->index, on_off);
 	check_value(o, "xino", o->xino, xino);
+	if (o->max_files_str) {
+		char *end;
+		unsigned long n = strtoul(o->max_files_str, &end, 10);
+		if (!*o->max_files_str || *end || n > UINT_MAX)
+			set_error(o, "invalid value '%s' for option 'max_files'", o->max_files_str);
+		else
+			o->max_files = (unsigned)n;
+	}
 }
 
 int options_parse(int argc, char **argv, struct unionfs_options *o)
@@ -191,8 +204,9 @@ int options_parse(int argc, char **argv, struct unionfs_options *o)
 
 void options_free(struct unionfs_options *o)
 {
-	char **strings[] = {&o->br, &o->lowerdir, &o->upperdir, &o->workdir, &o->udba,
-			    &o->whiteout, &o->metacopy, &o->redirect_dir, &o->index, &o->xino};
+	char **strings[] = {&o->br,    &o->lowerdir, &o->upperdir,     &o->workdir,
+			    &o->udba,  &o->whiteout, &o->metacopy,     &o->redirect_dir,
+			    &o->index, &o->xino,     &o->max_files_str};
 
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
 		free(*strings[i]);
@@ -313,7 +327,9 @@ static int parse_overlay(struct unionfs_options *o, struct branch_spec **out)
 		goto fail;
 	while ((element = next_element(&cursor))) {
 		if (!*element) {
-			set_error(o, "lowerdir: empty directory name (data-only layers are not supported)");
+			set_error(
+			    o,
+			    "lowerdir: empty directory name (data-only layers are not supported)");
 			r = -EINVAL;
 			goto fail;
 		}

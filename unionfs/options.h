@@ -30,13 +30,14 @@ struct unionfs_options {
 	char *redirect_dir;
 	char *index;
 	char *xino;
+	char *max_files_str;
 	unsigned max_files;
 	int volatile_mode;
 	int cow, hide_meta_files, statfs_omit_ro; /* unionfs-fuse: accepted, always on/no-op */
 	int show_help, show_version, debug, read_only, nodev, nosuid;
 	char *positional[3];
 	int npositional;
-	char error[256]; /* the first problem found, empty when none */
+	char error[256];	    /* the first problem found, empty when none */
 	struct fuse_args fuse_args; /* what libfuse gets */
 };
 

@@ -83,8 +83,8 @@ static int grow(struct builder *b)
 	return 0;
 }
 
-static int add_entry(struct builder *b, const char *name, uint64_t hash, uint64_t ino,
-		     uint16_t pos, uint8_t d_type, bool whiteout)
+static int add_entry(struct builder *b, const char *name, uint64_t hash, uint64_t ino, uint16_t pos,
+		     uint8_t d_type, bool whiteout)
 {
 	struct dir_listing *l = b->l;
 	struct dir_entry *e;
@@ -94,7 +94,7 @@ static int add_entry(struct builder *b, const char *name, uint64_t hash, uint64_
 		return r;
 	e = &l->entries[l->count];
 	*e = (struct dir_entry){
-		.hash = hash, .ino = ino, .pos = pos, .d_type = d_type, .whiteout = whiteout};
+	    .hash = hash, .ino = ino, .pos = pos, .d_type = d_type, .whiteout = whiteout};
 	e->name = strdup(name);
 	if (!e->name)
 		return -ENOMEM;
@@ -261,7 +261,8 @@ int dir_listing_get(struct node *dir, uint64_t max_age_ns, struct dir_listing **
 		}
 	}
 	if (!dir->listing) {
-		/* Built under the node lock: concurrent lookups wait for one build, not start many. */
+		/* Built under the node lock: concurrent lookups wait for one build, not start many.
+		 */
 		r = dir_listing_build(dir, &l);
 		if (r == 0) {
 			dir->listing = l;

@@ -16,19 +16,19 @@ struct layer_set;
 struct dir_entry {
 	char *name;
 	uint64_t hash;
-	uint64_t ino;     /* st_ino the union reports for it (readdir's d_ino) */
-	uint16_t pos;     /* position in the directory's layers of the top-most object */
-	uint8_t d_type;   /* DT_* of that object */
-	bool whiteout;    /* hidden by a whiteout: listed nowhere, found by nobody */
-	bool sealed;      /* something below stops further merging (a non-dir or whiteout) */
-	uint16_t nlower;  /* for directories: further layers holding a directory of this name */
-	uint16_t *lower;  /* their positions, top first */
+	uint64_t ino;	 /* st_ino the union reports for it (readdir's d_ino) */
+	uint16_t pos;	 /* position in the directory's layers of the top-most object */
+	uint8_t d_type;	 /* DT_* of that object */
+	bool whiteout;	 /* hidden by a whiteout: listed nowhere, found by nobody */
+	bool sealed;	 /* something below stops further merging (a non-dir or whiteout) */
+	uint16_t nlower; /* for directories: further layers holding a directory of this name */
+	uint16_t *lower; /* their positions, top first */
 };
 
 struct dir_listing {
 	int refs;
 	const struct layer_set *layers; /* the layers it was built from: entries' pos index these */
-	size_t count; /* entries, including whiteouts */
+	size_t count;			/* entries, including whiteouts */
 	struct dir_entry *entries;
 	size_t nvisible;
 	uint32_t *visible; /* indexes of shown entries, in readdir order */

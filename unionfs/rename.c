@@ -34,7 +34,8 @@ static int lower_path(struct unionfs *fs, struct node *node, char *buf, size_t s
 		buf[0] = '\0';
 		return 0;
 	}
-	r = copyup_done(fs, node) ? namei_redirect(fs, node_fd(node), redirect, sizeof(redirect)) : 0;
+	r = copyup_done(fs, node) ? namei_redirect(fs, node_fd(node), redirect, sizeof(redirect))
+				  : 0;
 	if (r < 0)
 		return r;
 	if (r > 0 && redirect[0] == '/')
@@ -86,7 +87,8 @@ static int apply_fixup(struct unionfs *fs, struct node *node, const struct dir_f
 	return 0;
 }
 
-/* An upper dir that looks empty may still hold whiteouts: remove them so rename(2) can replace it. */
+/* An upper dir that looks empty may still hold whiteouts: remove them so rename(2) can replace it.
+ */
 static int clear_upper_dir(struct unionfs *fs, struct node *dir)
 {
 	const struct layer_set *set = node_layers(dir);
@@ -147,14 +149,17 @@ static int move_replacing(struct unionfs *fs, struct rename_op *op)
 	if (op->dst && S_ISDIR(op->dst->type) && (r = clear_upper_dir(fs, op->dst)) < 0)
 		return r;
 	if (S_ISDIR(op->src->type) && over_whiteout) {
-		/* A directory cannot replace a device node: swap, and the whiteout lands at the old name. */
-		r = RET_NERRNO(renameat2(op->up, op->name, op->newup, op->newname, RENAME_EXCHANGE));
+		/* A directory cannot replace a device node: swap, and the whiteout lands at the old
+		 * name. */
+		r = RET_NERRNO(
+		    renameat2(op->up, op->name, op->newup, op->newname, RENAME_EXCHANGE));
 		if (r == 0 && !op->src_lower)
 			r = RET_NERRNO(unlinkat(op->up, op->name, 0));
 		return r;
 	}
 	if (op->src_lower && fs->privileged && fs->whiteout_format == WHITEOUT_OVERLAY) {
-		r = RET_NERRNO(renameat2(op->up, op->name, op->newup, op->newname, RENAME_WHITEOUT));
+		r = RET_NERRNO(
+		    renameat2(op->up, op->name, op->newup, op->newname, RENAME_WHITEOUT));
 		if (r != -EINVAL && r != -EPERM)
 			return r;
 	}
@@ -192,7 +197,8 @@ static int do_rename(struct unionfs *fs, struct rename_op *op)
 	if (r < 0)
 		return r;
 	if (op->flags & RENAME_EXCHANGE)
-		r = RET_NERRNO(renameat2(op->up, op->name, op->newup, op->newname, RENAME_EXCHANGE));
+		r = RET_NERRNO(
+		    renameat2(op->up, op->name, op->newup, op->newname, RENAME_EXCHANGE));
 	else
 		r = move_replacing(fs, op);
 	if (r < 0)
@@ -206,8 +212,8 @@ static int do_rename(struct unionfs *fs, struct rename_op *op)
 int dir_rename(struct unionfs *fs, struct node *dir, const char *name, struct node *newdir,
 	       const char *newname, unsigned flags)
 {
-	struct rename_op op = {.dir = dir, .newdir = newdir, .name = name, .newname = newname,
-			       .flags = flags};
+	struct rename_op op = {
+	    .dir = dir, .newdir = newdir, .name = name, .newname = newname, .flags = flags};
 	struct stat st;
 	int r;
 

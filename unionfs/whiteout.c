@@ -127,7 +127,8 @@ int whiteout_put(struct unionfs *fs, int upper_dirfd, const char *name, bool rep
 	if (fs->whiteout_format == WHITEOUT_AUFS)
 		return put_aufs(fs, upper_dirfd, name, replace);
 	r = put_overlay(fs, upper_dirfd, name, replace);
-	/* Without CAP_MKNOD (or on a file system refusing device nodes), aufs's form still works. */
+	/* Without CAP_MKNOD (or on a file system refusing device nodes), aufs's form still works.
+	 */
 	if (r == -EPERM || r == -EOPNOTSUPP)
 		r = put_aufs(fs, upper_dirfd, name, replace);
 	return r;

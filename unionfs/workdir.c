@@ -33,7 +33,8 @@ static int clean_leftovers(int work_fd)
 	if (fd < 0)
 		return -errno;
 	do {
-		/* Entries removed while reading may be skipped: read again until a pass removes none. */
+		/* Entries removed while reading may be skipped: read again until a pass removes
+		 * none. */
 		removed = false;
 		if (lseek(fd, 0, SEEK_SET) < 0)
 			return -errno;

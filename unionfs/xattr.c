@@ -12,10 +12,10 @@
 #include "unionfs/inode.h"
 
 static const char *const internal_prefixes[] = {
-	"trusted.overlay.",
-	"user.overlay.",
-	"trusted.unionfs.",
-	"user.unionfs.",
+    "trusted.overlay.",
+    "user.overlay.",
+    "trusted.unionfs.",
+    "user.unionfs.",
 };
 
 bool unionfs_xattr_is_internal(const char *name)

@@ -56,8 +56,9 @@ END_TEST
 
 START_TEST(unionfs_fuse_style_defaults_ro)
 {
-	const char *argv[] = {"unionfs", "-o", "cow,hide_meta_files,max_files=4096,statfs_omit_ro",
-			      "/a=RW:/b", "/mnt", NULL};
+	const char *argv[] = {
+	    "unionfs",	"-o",	"cow,hide_meta_files,max_files=4096,statfs_omit_ro",
+	    "/a=RW:/b", "/mnt", NULL};
 	struct unionfs_options o;
 	struct branch_spec *b;
 	int n;
@@ -77,10 +78,11 @@ END_TEST
 START_TEST(overlay_style_order_and_escape)
 {
 	/* libfuse's -o splitter takes one level of backslashes: "\\\\:" reaches us as "\\:". */
-	const char *argv[] = {"unionfs", "-o",
-			      "lowerdir=/l1:/l\\\\:2,upperdir=/u,workdir=/w,redirect_dir=on,index=on,"
-			      "xino=auto,metacopy=off,volatile",
-			      "/mnt", NULL};
+	const char *argv[] = {
+	    "unionfs", "-o",
+	    "lowerdir=/l1:/l\\\\:2,upperdir=/u,workdir=/w,redirect_dir=on,index=on,"
+	    "xino=auto,metacopy=off,volatile",
+	    "/mnt", NULL};
 	struct unionfs_options o;
 	struct branch_spec *b;
 	int n;
@@ -157,8 +159,9 @@ END_TEST
 
 START_TEST(libfuse_options_pass_through)
 {
-	const char *argv[] = {"unionfs", "-f", "-s", "-o",
-			      "br=/a,allow_other,fsname=x,nodev,nosuid,ro,noatime", "/mnt", NULL};
+	const char *argv[] = {
+	    "unionfs", "-f", "-s", "-o", "br=/a,allow_other,fsname=x,nodev,nosuid,ro,noatime",
+	    "/mnt",    NULL};
 	struct unionfs_options o;
 	bool saw_allow_other = false;
 
