@@ -340,30 +340,41 @@ static int extract_all(struct extract *x, const char *tarball)
 	return 0;
 }
 
-int extract_tar(const char *tarball, const char *dir)
+int extract_tar_fd(int fd, const char *label, const char *dir)
 {
 	struct extract x = {.root_fd = -EBADF};
 	int r;
 
 	x.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (x.root_fd < 0 || fchmod(x.root_fd, 0755) < 0)
+	if (x.root_fd < 0)
 		return log_errno(-errno, "import: %s", dir);
 	x.a = archive_read_new();
-	if (!x.a) {
+	if (!x.a || fchmod(x.root_fd, 0755) < 0) {
+		r = x.a ? log_errno(-errno, "import: %s", dir) : -ENOMEM;
+		archive_read_free(x.a);
 		close(x.root_fd);
-		return -ENOMEM;
+		return r;
 	}
 	archive_read_support_filter_all(x.a);
 	archive_read_support_format_tar(x.a);
 	archive_read_support_format_gnutar(x.a);
-	if (archive_read_open_filename(x.a, tarball, 1 << 20) != ARCHIVE_OK) {
-		log_error("import: %s: %s", tarball, archive_error_string(x.a) ?: "cannot open");
+	if (archive_read_open_fd(x.a, fd, 1 << 20) != ARCHIVE_OK) {
+		log_error("import: %s: %s", label, archive_error_string(x.a) ?: "cannot open");
 		r = -EINVAL;
 	} else {
-		r = extract_all(&x, tarball);
+		r = extract_all(&x, label);
 	}
 	archive_read_free(x.a);
 	set_dir_times(&x);
 	close(x.root_fd);
 	return r;
+}
+
+int extract_tar(const char *tarball, const char *dir)
+{
+	_cleanup_close_ int fd = open(tarball, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return log_errno(-errno, "import: %s", tarball);
+	return extract_tar_fd(fd, tarball, dir);
 }

@@ -15,6 +15,8 @@
  * Returns 0 or -errno; logs the failing entry.
  */
 int extract_tar(const char *tarball, const char *dir);
+/* The same from an open fd (read from where it is); label names it in messages. */
+int extract_tar_fd(int fd, const char *label, const char *dir);
 
 /* Cleans one archive name into out (size bytes): "" is the root. -EXDEV for "..". */
 int extract_clean_name(const char *name, char *out, size_t size);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "layerctl/extract.h"
+#include "layerctl/oci.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/path.h"
@@ -32,17 +33,33 @@ static int import_tar(struct store *s, const char *src, const struct layer_meta 
 	return r;
 }
 
-int import_source(struct store *s, const char *src, const char *name, char *id)
+static int one_id(const char *id, char ***ids)
+{
+	*ids = calloc(2, sizeof(**ids));
+	if (!*ids)
+		return -ENOMEM;
+	(*ids)[0] = strdup(id);
+	return (*ids)[0] ? 0 : -ENOMEM;
+}
+
+int import_source(struct store *s, const char *src, const char *name, char ***ids)
 {
 	_cleanup_free_ char *abs = realpath(src, NULL);
 	struct layer_meta meta = {.name = name, .source = abs};
+	char id[LAYER_ID_SIZE];
 	struct stat st;
+	int r;
 
+	*ids = NULL;
 	if (!abs || stat(abs, &st) < 0)
 		return log_errno(-errno, "import: %s", src);
+	if (S_ISDIR(st.st_mode) && oci_is_layout(abs))
+		return oci_import(s, abs, name, ids);
 	if (S_ISDIR(st.st_mode))
-		return layerimg_pack_dir(s, abs, &meta, id);
-	if (!S_ISREG(st.st_mode))
-		return log_errno(-EINVAL, "import: %s: not a directory or a tarball", src);
-	return import_tar(s, abs, &meta, id);
+		r = layerimg_pack_dir(s, abs, &meta, id);
+	else if (S_ISREG(st.st_mode))
+		r = import_tar(s, abs, &meta, id);
+	else
+		r = log_errno(-EINVAL, "import: %s: not a directory or a tarball", src);
+	return r < 0 ? r : one_id(id, ids);
 }

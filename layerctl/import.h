@@ -3,5 +3,9 @@
 
 #include "layerctl/layerimg.h"
 
-/* Imports src (a directory, or a tarball extracted into a private temp dir first). */
-int import_source(struct store *s, const char *src, const char *name, char *id);
+/*
+ * Imports src: a directory, a tarball (extracted into a private temp dir first) or an OCI
+ * image layout (one layer per OCI layer). *ids receives the new ids, base first
+ * (NULL-terminated, store_free_list); name goes to the top one.
+ */
+int import_source(struct store *s, const char *src, const char *name, char ***ids);

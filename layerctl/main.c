@@ -49,30 +49,32 @@ static int usage_error(const char *fmt, ...)
 
 static void usage(void)
 {
-	printf("Usage: layerctl [--store DIR] COMMAND [OPTIONS] [ARGS]\n"
-	       "\n"
-	       "Layers (ext4 images named by their xxh3-128 digest):\n"
-	       "  import [--name N] SRC        import a directory or a tarball; prints the id\n"
-	       "  layers [--json]              list layers\n"
-	       "  inspect ID                   print a layer's record\n"
-	       "  rm [--force] ID              remove a layer (refused while a stack uses it)\n"
-	       "  gc                           remove temp files and unrecorded images\n"
-	       "  fsck                         verify every layer against its digest\n"
-	       "Stacks:\n"
-	       "  create NAME LAYER...         a stack of layers, base first\n"
-	       "  stacks [--json]              list stacks\n"
-	       "  rm-stack NAME                remove a stack and its upper dir\n"
-	       "  mount [--tmp] NAME [MNT]     mount a stack; prints the rootfs path\n"
-	       "  umount NAME                  unmount it\n"
-	       "  commit [--name N] NAME       turn the upper dir into a new layer on top\n"
-	       "  run [OPTIONS] NAME -- CMD... run CMD in new namespaces on the stack\n"
-	       "      --tmp --hostname H --net --bind SRC:DST[:ro] --env K=V --workdir D\n"
-	       "\n"
-	       "Options:\n"
-	       "  -s, --store DIR   the store (default $LAYERCTL_STORE or " STORE_DEFAULT ")\n"
-	       "  -v, --verbose     more messages\n"
-	       "  -h, --help        this help\n"
-	       "  -V, --version     the version\n");
+	printf(
+	    "Usage: layerctl [--store DIR] COMMAND [OPTIONS] [ARGS]\n"
+	    "\n"
+	    "Layers (ext4 images named by their xxh3-128 digest):\n"
+	    "  import [--name N] SRC        import a directory, a tarball or an OCI image layout;\n"
+	    "                               prints the new layer ids, base first\n"
+	    "  layers [--json]              list layers\n"
+	    "  inspect ID                   print a layer's record\n"
+	    "  rm [--force] ID              remove a layer (refused while a stack uses it)\n"
+	    "  gc                           remove temp files and unrecorded images\n"
+	    "  fsck                         verify every layer against its digest\n"
+	    "Stacks:\n"
+	    "  create NAME LAYER...         a stack of layers, base first\n"
+	    "  stacks [--json]              list stacks\n"
+	    "  rm-stack NAME                remove a stack and its upper dir\n"
+	    "  mount [--tmp] NAME [MNT]     mount a stack; prints the rootfs path\n"
+	    "  umount NAME                  unmount it\n"
+	    "  commit [--name N] NAME       turn the upper dir into a new layer on top\n"
+	    "  run [OPTIONS] NAME -- CMD... run CMD in new namespaces on the stack\n"
+	    "      --tmp --hostname H --net --bind SRC:DST[:ro] --env K=V --workdir D\n"
+	    "\n"
+	    "Options:\n"
+	    "  -s, --store DIR   the store (default $LAYERCTL_STORE or " STORE_DEFAULT ")\n"
+	    "  -v, --verbose     more messages\n"
+	    "  -h, --help        this help\n"
+	    "  -V, --version     the version\n");
 }
 
 /* -h/-V for every subcommand; returns -1 when opt is something else. */
@@ -134,7 +136,7 @@ static int cmd_import(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'}, COMMON_LONGOPTS, {0}};
 	const char *name = NULL;
 	struct store s;
-	char id[LAYER_ID_SIZE];
+	char **ids = NULL;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "n:hV", longopts, NULL)) != -1) {
@@ -147,12 +149,12 @@ static int cmd_import(int argc, char **argv)
 		return r;
 	if (open_store(&s) < 0)
 		return EXIT_OWN;
-	r = import_source(&s, argv[optind], name, id);
+	r = import_source(&s, argv[optind], name, &ids);
 	store_close(&s);
-	if (r < 0)
-		return EXIT_OWN;
-	printf("%s\n", id);
-	return 0;
+	for (char **p = ids; r == 0 && *p; p++)
+		printf("%s\n", *p);
+	store_free_list(ids);
+	return fail(r);
 }
 
 static void print_layer_line(struct json_object *rec)

@@ -79,6 +79,50 @@ check "import gzip tar" test "${#l1}" -eq 32
 check "import zstd tar" test "${#l2}" -eq 32
 check_eq "xz tar of the same tree gives the same layer" "$l2" "$(LC import "$L/2.txz")"
 
+# The same two tarballs as an OCI image layout: the same layers, digests checked.
+mkoci() { # mkoci DIR TARBALL:MEDIATYPE...
+	python3 - "$@" <<'PY'
+import hashlib, json, os, shutil, sys
+out = sys.argv[1]
+os.makedirs(out + "/blobs/sha256")
+def blob(data):
+    h = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{h}", "wb").write(data)
+    return {"digest": "sha256:" + h, "size": len(data)}
+layers = []
+for arg in sys.argv[2:]:
+    path, media = arg.split(":")
+    layers.append(dict(mediaType=media, **blob(open(path, "rb").read())))
+config = blob(json.dumps({"architecture": "amd64", "os": "linux",
+    "rootfs": {"type": "layers", "diff_ids": []}}).encode())
+manifest = blob(json.dumps({"schemaVersion": 2,
+    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **config),
+    "layers": layers}).encode())
+json.dump({"schemaVersion": 2, "manifests": [dict(
+    mediaType="application/vnd.oci.image.manifest.v1+json",
+    annotations={"org.opencontainers.image.ref.name": "t"}, **manifest)]},
+    open(out + "/index.json", "w"))
+json.dump({"imageLayoutVersion": "1.0.0"}, open(out + "/oci-layout", "w"))
+PY
+}
+mkoci "$T_TMP/oci" "$L/1.tgz:application/vnd.oci.image.layer.v1.tar+gzip" \
+	"$L/2.tar.zst:application/vnd.oci.image.layer.v1.tar+zstd"
+out=$(LC import "$T_TMP/oci")
+check_eq "OCI layout: one layer per OCI layer, the same as from the tarballs" "$l1 $l2" "$(echo $out)"
+if command -v skopeo >/dev/null; then
+	check "skopeo copies our layout" skopeo copy --quiet "oci:$T_TMP/oci:t" "oci:$T_TMP/oci2:t"
+	out=$(LC import "$T_TMP/oci2")
+	check_eq "OCI layout written by skopeo: the same layers" "$l1 $l2" "$(echo $out)"
+else
+	echo "skip - skopeo: not installed"
+fi
+cp -r "$T_TMP/oci" "$T_TMP/oci-bad"
+blob=$(ls -S "$T_TMP/oci-bad/blobs/sha256" | head -1)
+chmod u+w "$T_TMP/oci-bad/blobs/sha256/$blob"
+printf 'X' | dd of="$T_TMP/oci-bad/blobs/sha256/$blob" bs=1 seek=100 conv=notrunc 2>/dev/null
+check_fails "OCI layout: a blob whose sha256 does not match is refused" "$LCX" import "$T_TMP/oci-bad"
+
 before=$(leaks)
 check "create" "$LCX" create tw "$l1" "$l2"
 check_fails "create refuses an existing name" "$LCX" create tw "$l1"

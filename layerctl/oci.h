@@ -1,0 +1,15 @@
+/* Import of an OCI image layout directory: one layer per OCI layer, digests checked. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "layerctl/store.h"
+
+/* True when dir holds an OCI image layout (an "oci-layout" file and index.json). */
+bool oci_is_layout(const char *dir);
+/*
+ * Imports every layer of the layout's (first) image, base first, each one's parent the one
+ * below; name goes to the top layer. *ids receives the ids (NULL-terminated, store_free_list).
+ * The caller holds the store lock.
+ */
+int oci_import(struct store *s, const char *dir, const char *name, char ***ids);
