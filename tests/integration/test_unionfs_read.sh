@@ -557,15 +557,26 @@ t_umount "$OVL"
 # --- st_ino does not depend on st_dev: a branch on a loop device attached again
 # (under another loop number) keeps every st_ino.
 IMG=$T_TMP/branch.img LM=$T_TMP/loopmnt
-attach_branch() { # attach_branch [OCCUPY]: attach IMG (after OCCUPY, to shift the number), mount it
+# Loop devices are detached by their backing file at exit (autoclear when
+# still mounted), never by number: another test may have that number by then.
+detach_ours() {
+	local f d
+	for f in "$IMG" "$T_TMP/occupy.img"; do
+		for d in $(losetup -j "$f" 2>/dev/null | cut -d: -f1); do losetup -d "$d"; done
+	done
+}
+trap 'detach_ours; t_cleanup' EXIT
+# attach_branch [OCCUPY]: attaches IMG (after OCCUPY, to shift the loop
+# number) and mounts it at LM; sets LOOPDEV. Not in $(...): the tracking
+# must happen in this shell.
+attach_branch() {
 	local dev
 	if [ -n "${1:-}" ]; then
-		dev=$(T losetup -f --show "$1") || return 1
-		t_track_loop "$dev"
+		T losetup -f "$1" || return 1
 	fi
-	dev=$(T losetup -f --show "$IMG") || return 1
-	t_track_loop "$dev"
-	mkdir -p "$LM" && T mount -o ro "$dev" "$LM" && t_track_mount "$LM" && echo "$dev"
+	T losetup -f "$IMG" || return 1
+	LOOPDEV=$(losetup -j "$IMG" | cut -d: -f1)
+	mkdir -p "$LM" && t_track_mount "$LM" && T mount -o ro "$LOOPDEV" "$LM"
 }
 detach_branch() { # DEV
 	t_umount "$LM" && T losetup -d "$1"
@@ -574,22 +585,25 @@ loop_inos() {
 	local dev1 dev2 st1 st2
 	truncate -s 64M "$IMG" && truncate -s 1M "$T_TMP/occupy.img" || return 1
 	T mkfs.ext4 -q -F "$IMG" || return 1
-	mkdir -p "$LM" && T mount "$IMG" "$LM" -o loop && t_track_mount "$LM" || return 1
+	attach_branch || return 1
+	dev1=$LOOPDEV
+	T mount -o remount,rw "$LM" || return 1
 	mkdir -p "$LM/L/d" && echo x >"$LM/L/d/f" && echo y >"$LM/L/g" && ln -s g "$LM/L/s" || return 1
-	t_umount "$LM"
-	dev1=$(attach_branch) || return 1
+	T mount -o remount,ro "$LM" || return 1
 	st1=$(stat -c %d "$LM/L")
 	ufs_mount "$UFS" "$A" "$LM/L" || return 1
 	inos "$UFS" >loop.ino1
 	t_umount "$UFS"
 	detach_branch "$dev1" || return 1
-	dev2=$(attach_branch "$T_TMP/occupy.img") || return 1
+	attach_branch "$T_TMP/occupy.img" || return 1
+	dev2=$LOOPDEV
 	st2=$(stat -c %d "$LM/L")
 	[ "$st1" != "$st2" ] || { echo "    st_dev did not change ($dev1, $dev2): the check proves nothing"; return 1; }
 	ufs_mount "$UFS" "$A" "$LM/L" || return 1
 	inos "$UFS" >loop.ino2
 	t_umount "$UFS"
 	detach_branch "$dev2"
+	T losetup -d "$(losetup -j "$T_TMP/occupy.img" | cut -d: -f1)"
 	if ! diff -u loop.ino1 loop.ino2 >loop.diff; then
 		head -n 20 loop.diff | sed 's/^/    /'
 		return 1
