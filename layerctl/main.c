@@ -68,7 +68,7 @@ static void usage(void)
 	    "  umount NAME                  unmount it\n"
 	    "  commit [--name N] NAME       turn the upper dir into a new layer on top\n"
 	    "  run [OPTIONS] NAME -- CMD... run CMD in new namespaces on the stack\n"
-	    "      --tmp --hostname H --net --bind SRC:DST[:ro] --env K=V --workdir D\n"
+	    "      --tmp --hostname H --net --init --bind SRC:DST[:ro] --env K=V --workdir D\n"
 	    "\n"
 	    "Options:\n"
 	    "  -s, --store DIR   the store (default $LAYERCTL_STORE or " STORE_DEFAULT ")\n"
@@ -541,7 +541,7 @@ static int cmd_commit(int argc, char **argv)
 
 /* ---- run ---- */
 
-enum { OPT_HOSTNAME = 0x100, OPT_NET, OPT_BIND, OPT_ENV, OPT_WORKDIR, OPT_TMP };
+enum { OPT_HOSTNAME = 0x100, OPT_NET, OPT_BIND, OPT_ENV, OPT_WORKDIR, OPT_TMP, OPT_INIT };
 
 static int run_option(struct run_options *o, int opt, const char *arg)
 {
@@ -554,6 +554,9 @@ static int run_option(struct run_options *o, int opt, const char *arg)
 		return -1;
 	case OPT_NET:
 		o->host_net = true;
+		return -1;
+	case OPT_INIT:
+		o->init = true;
 		return -1;
 	case OPT_WORKDIR:
 		o->workdir = arg;
@@ -577,6 +580,7 @@ static int cmd_run(int argc, char **argv)
 	    {"tmp", no_argument, NULL, OPT_TMP},
 	    {"hostname", required_argument, NULL, OPT_HOSTNAME},
 	    {"net", no_argument, NULL, OPT_NET},
+	    {"init", no_argument, NULL, OPT_INIT},
 	    {"bind", required_argument, NULL, OPT_BIND},
 	    {"env", required_argument, NULL, OPT_ENV},
 	    {"workdir", required_argument, NULL, OPT_WORKDIR},

@@ -172,6 +172,53 @@ static void setup_binds(struct child *c)
 	}
 }
 
+/* --init: PID 1 of the namespace, forwarding signals to CMD and reaping every orphan. */
+static volatile pid_t init_child;
+
+static void init_forward(int sig)
+{
+	if (init_child > 0)
+		kill(init_child, sig);
+}
+
+static _Noreturn void init_loop(pid_t cmd)
+{
+	int status = 0;
+	pid_t pid;
+
+	for (;;) {
+		pid = waitpid(-1, &status, 0);
+		if (pid == cmd)
+			break;
+		if (pid < 0 && errno != EINTR)
+			_exit(RUN_EXIT_OWN);
+	}
+	/* Exiting kills whatever CMD left behind: PID 1 takes its namespace with it. */
+	_exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+static void run_init(struct child *c)
+{
+	static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	struct sigaction sa = {.sa_handler = init_forward};
+	pid_t pid;
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaction(forwarded[i], &sa, NULL);
+	pid = fork();
+	if (pid < 0)
+		child_fail(c, STEP_EXEC, errno, 0);
+	if (pid == 0) {
+		/* CMD gets the default dispositions back at exec; none is ignored here. */
+		return;
+	}
+	init_child = pid;
+	/* Only CMD keeps the report pipe: its exec closes it, and the parent sees EOF. */
+	close(c->report_fd);
+	init_loop(pid);
+}
+
 static int child_main(void *arg)
 {
 	struct child *c = arg;
@@ -194,6 +241,8 @@ static int child_main(void *arg)
 	CHILD_TRY(c, STEP_WORKDIR, chdir(c->o->workdir ?: "/"));
 	CHILD_TRY(c, STEP_NO_NEW_PRIVS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
 	environ = c->envp;
+	if (c->o->init)
+		run_init(c);
 	execvp(c->o->argv[0], c->o->argv);
 	child_fail(c, STEP_EXEC, errno, 0);
 }

@@ -15,6 +15,7 @@ struct run_options {
 	bool tmp;
 	const char *hostname; /* default: the stack's name */
 	bool host_net;
+	bool init; /* a tiny init as PID 1, CMD its child */
 	const char *workdir;
 	char **env; /* K=V, given order; later ones win */
 	size_t nenv;

@@ -197,6 +197,19 @@ wait $lpid
 check_eq "run: 128+signal when the command is killed" 137 $?
 check_eq "run: no leak after a killed command" "$before" "$(leaks)"
 
+out=$(LC run --init demo -- /bin/sh -c 'echo $$; exit 3')
+check_eq "run --init: CMD is not PID 1" 2 "$out"
+LC run --init demo -- /bin/sh -c 'exit 3'
+check_eq "run --init: CMD's status" 3 $?
+"$LCX" run --init demo -- /bin/sleep "$nap" &
+lpid=$!
+for i in $(seq 50); do pgrep -x -f "/bin/sleep $nap" >/dev/null && break; sleep 0.1; done
+lcpid=$(pgrep -P "$lpid" -x layerctl)
+[ -n "$lcpid" ] && kill -TERM "$lcpid"
+wait $lpid
+check_eq "run --init: SIGTERM to layerctl reaches CMD (128+15)" 143 $?
+check_eq "run: no leak after --init" "$before" "$(leaks)"
+
 # ---- commit ----
 LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release'
 check "the write went to the upper dir" test -f "$STORE/stacks/demo/upper/root/file"
