@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "layerctl/bundle.h"
 #include "layerctl/commit.h"
 #include "layerctl/import.h"
 #include "layerctl/layer.h"
@@ -69,6 +70,8 @@ static void usage(void)
 	    "  commit [--name N] NAME       turn the upper dir into a new layer on top\n"
 	    "  run [OPTIONS] NAME -- CMD... run CMD in new namespaces on the stack\n"
 	    "      --tmp --hostname H --net --init --bind SRC:DST[:ro] --env K=V --workdir D\n"
+	    "  bundle [--tmp] NAME DIR [-- CMD...]\n"
+	    "                               mount NAME, write DIR/config.json for runc/crun\n"
 	    "\n"
 	    "Options:\n"
 	    "  -s, --store DIR   the store (default $LAYERCTL_STORE or " STORE_DEFAULT ")\n"
@@ -539,6 +542,44 @@ static int cmd_commit(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_bundle(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"tmp", no_argument, NULL, 't'}, COMMON_LONGOPTS, {0}};
+	char *root = NULL, *const *cmd = NULL;
+	const char *name;
+	bool tmp = false;
+	struct store s;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+thV", longopts, NULL)) != -1) {
+		if (opt == 't')
+			tmp = true;
+		else
+			return common_option(opt);
+	}
+	if ((r = need_args(argc, argv, 2, -1)) >= 0)
+		return r;
+	name = argv[optind];
+	if (optind + 2 < argc)
+		cmd = argv + optind + 2 + !strcmp(argv[optind + 2], "--");
+	if (open_store(&s) < 0)
+		return EXIT_OWN;
+	r = mount_is_mounted(&s, name, &root);
+	if (r == 0)
+		r = mount_stack(&s, name, NULL, tmp, &root);
+	store_close(&s);
+	if (r < 0)
+		return EXIT_OWN;
+	r = bundle_write(argv[optind + 1], root, name, cmd);
+	if (r < 0)
+		log_errno(r, "bundle: %s", argv[optind + 1]);
+	else
+		printf("%s\n", root);
+	free(root);
+	return fail(r);
+}
+
 /* ---- run ---- */
 
 enum { OPT_HOSTNAME = 0x100, OPT_NET, OPT_BIND, OPT_ENV, OPT_WORKDIR, OPT_TMP, OPT_INIT };
@@ -623,7 +664,7 @@ static const struct command {
     {"rm", cmd_rm},	    {"gc", cmd_gc},	    {"fsck", cmd_fsck},
     {"create", cmd_create}, {"stacks", cmd_stacks}, {"rm-stack", cmd_rm_stack},
     {"mount", cmd_mount},   {"umount", cmd_umount}, {"commit", cmd_commit},
-    {"run", cmd_run},
+    {"run", cmd_run},	    {"bundle", cmd_bundle},
 };
 
 static int global_options(int argc, char **argv)

@@ -210,6 +210,21 @@ wait $lpid
 check_eq "run --init: SIGTERM to layerctl reaches CMD (128+15)" 143 $?
 check_eq "run: no leak after --init" "$before" "$(leaks)"
 
+# ---- bundle: the mounted stack as the rootfs of runc ----
+if command -v runc >/dev/null; then
+	root=$(LC bundle demo "$T_TMP/bundle" -- /bin/sh -c 'echo $$ $(hostname) >/root/runc; exit 7')
+	check "bundle writes config.json" test -s "$T_TMP/bundle/config.json"
+	check "bundle mounts the stack" mountpoint -q "$root"
+	timeout -k 5 60 runc run -b "$T_TMP/bundle" "layerctl-test-$$" >/dev/null 2>&1
+	check_eq "runc runs the bundle; its exit status comes back" 7 $?
+	check_eq "runc's command saw PID 1 and the stack's name" "1 demo" "$(cat "$root/root/runc" 2>&1)"
+	rm -f "$root/root/runc"
+	check "umount after bundle" "$LCX" umount demo
+	check_eq "no leak after bundle" "$before" "$(leaks)"
+else
+	echo "skip - bundle with runc: runc not installed"
+fi
+
 # ---- commit ----
 LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release'
 check "the write went to the upper dir" test -f "$STORE/stacks/demo/upper/root/file"
