@@ -63,6 +63,7 @@ struct ext4_writer {
 	int img_fd;
 	struct bwriter *data;
 	char *path;
+	const char *name; /* IMG, for messages (path is the temp file) */
 	struct tree *tree;
 	struct ext4_write_params params;
 	unsigned bs;
@@ -372,11 +373,11 @@ static int fs_init(struct ext4_writer *w, uint64_t blocks, uint64_t inodes, ext2
 	params_for(w, blocks, inodes, &param);
 	e = ext2fs_initialize(w->path, EXT2_FLAG_64BITS, &param, unix_io_manager, &fs);
 	if (e)
-		return ext2_error(e, w->path);
+		return ext2_error(e, w->name);
 	e = ext2fs_allocate_tables(fs);
 	if (e) {
 		ext2fs_free(fs);
-		return ext2_error(e, w->path);
+		return ext2_error(e, w->name);
 	}
 	*out = fs;
 	return 0;
@@ -397,10 +398,16 @@ static int fs_create(struct ext4_writer *w)
 	uint64_t inodes = inodes_wanted(w), blocks;
 
 	if (inodes < w->max_ino || inodes > UINT32_MAX)
-		return log_errno(-EINVAL, "pack: %s: %llu inodes cannot hold %u", w->path,
+		return log_errno(-EINVAL, "pack: %s: %llu inodes cannot hold %u", w->name,
 				 (unsigned long long)inodes, w->max_ino);
 	blocks = w->params.size ? w->params.size / w->bs
 				: need + need / 256 + inodes * INODE_SIZE / w->bs + 256;
+	if (w->params.size && blocks < need + inodes * INODE_SIZE / w->bs + 64) {
+		log_error("pack: %s: size %llu too small, needs at least %llu bytes", w->name,
+			  (unsigned long long)w->params.size,
+			  (unsigned long long)(need + inodes * INODE_SIZE / w->bs + 64) * w->bs);
+		return -ENOSPC;
+	}
 	for (int attempt = 0; attempt < 16; attempt++) {
 		ext2_filsys fs;
 		uint64_t free_blocks;
@@ -416,11 +423,11 @@ static int fs_create(struct ext4_writer *w)
 		ext2fs_free(fs);
 		if (w->params.size)
 			return log_errno(
-			    -ENOSPC, "pack: %s: size too small, needs at least %llu bytes", w->path,
+			    -ENOSPC, "pack: %s: size too small, needs at least %llu bytes", w->name,
 			    (unsigned long long)(blocks + need + 16 - free_blocks) * w->bs);
 		blocks += need + 16 - free_blocks + blocks / 128;
 	}
-	return log_errno(-ENOSPC, "pack: %s: cannot size the file system", w->path);
+	return log_errno(-ENOSPC, "pack: %s: cannot size the file system", w->name);
 }
 
 static void fill_random(void *buf, size_t len)
@@ -498,7 +505,7 @@ static int alloc_run(struct ext4_writer *w, uint64_t want, blk64_t *start, uint6
 
 	if (w->cursor > last ||
 	    ext2fs_find_first_zero_block_bitmap2(fs->block_map, w->cursor, last, &first))
-		return log_errno(-ENOSPC, "pack: %s: out of space in the image", w->path);
+		return log_errno(-ENOSPC, "pack: %s: out of space in the image", w->name);
 	want = MIN(want, (uint64_t)MAX_EXTENT_LEN);
 	if (ext2fs_find_first_set_block_bitmap2(fs->block_map, first, MIN(first + want - 1, last),
 						&end))
@@ -620,7 +627,7 @@ static int write_tree_level(struct ext4_writer *w, uint32_t ino, struct extent *
 		if (!err)
 			err = io_channel_write_blk64(w->fs->io, blk, 1, buf);
 		if (err)
-			return ext2_error(err, w->path);
+			return ext2_error(err, w->name);
 		e[out] = (struct extent){.lblk = first_lblk, .pblk = blk};
 		(*tree_blocks)++;
 	}
@@ -708,7 +715,7 @@ static int write_block_data(struct ext4_writer *w, const struct extent_list *el,
 		    w->fs->io, x->pblk, x->len, (const uint8_t *)data + (size_t)x->lblk * w->bs);
 
 		if (e)
-			return ext2_error(e, w->path);
+			return ext2_error(e, w->name);
 	}
 	return 0;
 }
@@ -750,7 +757,7 @@ static int write_dir(struct ext4_writer *w, const struct tree_node *d)
 		    w->fs, d->ino, (struct ext2_dir_entry *)(b->data + (size_t)i * w->bs));
 
 		if (e)
-			return ext2_error(e, w->path);
+			return ext2_error(e, w->name);
 	}
 	r = alloc_blocks(w, 0, b->nblocks, &el);
 	if (r >= 0)
@@ -908,6 +915,7 @@ int ext4_write_begin(const char *path, struct tree *tree, const struct ext4_writ
 	w->params = *params;
 	w->bs = params->block_size;
 	w->path = strdup(path);
+	w->name = params->name ? params->name : path;
 	r = w->path ? check_params(w) : -ENOMEM;
 	if (r >= 0)
 		r = layout(w);
@@ -964,14 +972,14 @@ static int write_inode_tables(struct ext4_writer *w)
 			memcpy(slot, &w->inodes[first + i], sizeof(*slot));
 			e = ext2fs_inode_csum_set(fs, first + i, slot);
 			if (e)
-				return ext2_error(e, w->path);
+				return ext2_error(e, w->name);
 		}
 		log_debug("itable g=%u at %llu: %zu bytes", g,
 			  (unsigned long long)ext2fs_inode_table_loc(fs, g), bytes);
 		e = io_channel_write_blk64(fs->io, ext2fs_inode_table_loc(fs, g), bytes / w->bs,
 					   buf);
 		if (e)
-			return ext2_error(e, w->path);
+			return ext2_error(e, w->name);
 	}
 	return 0;
 }
@@ -982,7 +990,7 @@ static int write_xattrs(struct ext4_writer *w, const struct tree_node *n)
 	errcode_t e = ext2fs_xattrs_open(w->fs, n->ino, &h);
 
 	if (e)
-		return ext2_error(e, w->path);
+		return ext2_error(e, w->name);
 	e = ext2fs_xattrs_read(h);
 	for (size_t i = 0; !e && i < n->nxattrs; i++)
 		e = ext2fs_xattr_set(h, n->xattrs[i].name, n->xattrs[i].value, n->xattrs[i].len);
@@ -1021,7 +1029,7 @@ int ext4_write_finish(struct ext4_writer *w)
 	int r = bwriter_close(TAKE_PTR(w->data));
 
 	if (r < 0)
-		log_errno(r, "pack: %s: writing file data", w->path);
+		log_errno(r, "pack: %s: writing file data", w->name);
 	if (r >= 0)
 		r = write_inode_tables(w);
 	/*
@@ -1037,7 +1045,7 @@ int ext4_write_finish(struct ext4_writer *w)
 		if (!e)
 			e = io_channel_set_blksize(w->fs->io, w->fs->blocksize);
 		if (e)
-			r = ext2_error(e, w->path);
+			r = ext2_error(e, w->name);
 	}
 	if (r >= 0)
 		r = write_all_xattrs(w);
@@ -1050,9 +1058,9 @@ int ext4_write_finish(struct ext4_writer *w)
 	if (!e)
 		e = ext2fs_close_free(&w->fs);
 	if (e)
-		r = ext2_error(e, w->path);
+		r = ext2_error(e, w->name);
 	if (r >= 0 && close(TAKE_FD(w->img_fd)) < 0)
-		r = log_errno(-errno, "pack: %s", w->path);
+		r = log_errno(-errno, "pack: %s", w->name);
 	ext4_write_abort(w);
 	return r;
 }

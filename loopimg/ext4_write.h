@@ -16,6 +16,7 @@ struct ext4_write_params {
 	uint8_t uuid[16];
 	bool reproducible; /* seeds from the tree, checksum seed kept apart from the UUID */
 	int64_t fs_time;   /* superblock and lost+found times; 0 means now */
+	const char *name;  /* the image's name in messages */
 };
 
 struct ext4_writer;

@@ -18,15 +18,24 @@
 #include "loopimg/info.h"
 #include "loopimg/loopdev.h"
 
-static const char *fs_type_of(const char *img, char *buf, size_t size)
+/* The type to mount img as; refuses what the kernel would choke on later. */
+static int fs_type_of(const char *img, char *buf, size_t size)
 {
 	struct imginfo info;
+	int r = imginfo_probe(img, &info);
 
-	if (imginfo_probe(img, &info) == 0 && info.type[0]) {
-		snprintf(buf, size, "%s", info.type);
-		return buf;
+	if (r < 0)
+		return log_errno(r, "mount: %s", img);
+	if (!info.type[0]) {
+		log_error("mount: %s: no file system found", img);
+		return -EINVAL;
 	}
-	return "ext4";
+	if (info.truncated) {
+		log_error("mount: %s: truncated image", img);
+		return -EINVAL;
+	}
+	snprintf(buf, size, "%s", info.type);
+	return 0;
 }
 
 int imgmount_mount(const char *img, const char *dir, bool read_only, char *device, size_t size)
@@ -35,7 +44,9 @@ int imgmount_mount(const char *img, const char *dir, bool read_only, char *devic
 	char type[32];
 	int r;
 
-	fs_type_of(img, type, sizeof(type));
+	r = fs_type_of(img, type, sizeof(type));
+	if (r < 0)
+		return r;
 	loopdev_init(&lc);
 	r = loopdev_set_backing_file(&lc, img);
 	if (r < 0)

@@ -63,6 +63,9 @@ int imginfo_probe(const char *path, struct imginfo *out)
 		if (r < 0)
 			return r;
 		out->is_ext = true;
+		/* A cut-off copy still has a valid superblock: only the size gives it away. */
+		if (out->size < out->ext.blocks * out->ext.block_size)
+			out->truncated = true;
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@ struct imginfo {
 	char uuid[64];
 	uint64_t size; /* bytes of the file or device */
 	bool is_ext;
+	bool truncated; /* shorter than its file system says */
 	struct ext4_summary ext;
 };
 

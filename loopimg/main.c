@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ struct command {
 };
 
 static const struct command *current;
+static char **current_argv; /* for naming a bad option */
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -66,7 +68,9 @@ static int common_option(int opt)
 		printf("loopimg %s\n", VERSION);
 		return 0;
 	case '?':
-		return EXIT_USAGE;
+		if (optopt)
+			return usage_error("invalid option -- '%c'", optopt);
+		return usage_error("unrecognized option '%s'", current_argv[optind - 1]);
 	}
 	return -1;
 }
@@ -277,6 +281,12 @@ static int cmd_info(int argc, char **argv)
 		print_info_json(argv[optind], &info);
 	else
 		print_info_text(argv[optind], &info);
+	if (info.truncated) {
+		log_error("info: %s: truncated: %llu bytes, its file system needs %llu",
+			  argv[optind], (unsigned long long)info.size,
+			  (unsigned long long)info.ext.blocks * info.ext.block_size);
+		return EXIT_FAILURE;
+	}
 	return 0;
 }
 
@@ -324,23 +334,32 @@ static int cmd_attach(int argc, char **argv)
 
 static int detach_one(const char *arg)
 {
+	struct stat st;
 	unsigned count;
 	int r;
 
-	if (loopdev_check(arg) == -ENXIO)
-		return log_errno(-ENXIO, "detach: %s: not a loop device", arg);
-	if (loopdev_check(arg) == 0) {
-		r = loopdev_detach(arg);
-		if (r == -ENXIO)
-			return log_errno(r, "detach: %s: not attached", arg);
-		return r < 0 ? log_errno(r, "detach: %s", arg) : 0;
+	if (stat(arg, &st) < 0)
+		return log_errno(-errno, "detach: %s", arg);
+	if (S_ISREG(st.st_mode)) {
+		r = loopdev_detach_backing(arg, &count);
+		if (r < 0)
+			return log_errno(r, "detach: %s", arg);
+		if (!count) {
+			log_error("detach: %s: not attached to any loop device", arg);
+			return -ENXIO;
+		}
+		return 0;
 	}
-	r = loopdev_detach_backing(arg, &count);
-	if (r < 0)
-		return log_errno(r, "detach: %s", arg);
-	if (!count)
-		return log_errno(-ENXIO, "detach: %s: not attached to any loop device", arg);
-	return 0;
+	if (loopdev_check(arg) < 0) {
+		log_error("detach: %s: not a loop device", arg);
+		return -ENODEV;
+	}
+	r = loopdev_detach(arg);
+	if (r == -ENXIO) {
+		log_error("detach: %s: not attached", arg);
+		return r;
+	}
+	return r < 0 ? log_errno(r, "detach: %s", arg) : 0;
 }
 
 static int cmd_detach(int argc, char **argv)
@@ -598,6 +617,8 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], commands[i].name))
 			continue;
 		current = &commands[i];
+		current_argv = argv + 1;
+		opterr = 0; /* one line of our own instead of getopt's */
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "loopimg: unknown command '%s'\nTry 'loopimg --help'.\n", argv[1]);

@@ -198,8 +198,10 @@ static int check_target(const char *img, bool force)
 
 	if (lstat(img, &st) < 0)
 		return errno == ENOENT ? 0 : log_errno(-errno, "pack: %s", img);
-	if (!force)
-		return log_errno(-EEXIST, "pack: %s: exists (use --force to replace it)", img);
+	if (!force) {
+		log_error("pack: %s: exists (use --force to replace it)", img);
+		return -EEXIST;
+	}
 	if (!S_ISREG(st.st_mode))
 		return log_errno(-EINVAL, "pack: %s: not a regular file", img);
 	return 0;
@@ -316,6 +318,7 @@ int pack_run(const char *src, const char *img, struct pack_options *o)
 		return r;
 	if (o->image.reproducible && !o->image.fs_time)
 		o->image.fs_time = o->tree.clamp ? o->tree.clamp_time : MAX(tree->max_mtime, 1);
+	o->image.name = img;
 	r = make_temp(img);
 	if (r >= 0) {
 		r = write_image(src, tree, o);
