@@ -284,6 +284,11 @@ for d in "" d mdir opq opq2 esc_dir esc_dir2 df_conflict hl_dir sticky; do
 	(T "$DIRPROBE" types "$UFS/$d" | sort) >ufs.types
 	compare "readdir d_type in /$d" ovl.types ufs.types
 done
+for d in "" d mdir opq2; do
+	(T "$DIRPROBE" small "$OVL/$d" | sort) >ovl.small
+	(T "$DIRPROBE" small "$UFS/$d" | sort) >ufs.small
+	compare "getdents64 with a 320-byte buffer in /$d" ovl.small ufs.small
+done
 check_eq "no DT_UNKNOWN in any unionfs directory" "" \
 	"$(cd "$UFS" && T find . -type d -exec "$DIRPROBE" types {} \; 2>&1 | grep '^U ')"
 dino() { T python3 -c '
@@ -753,6 +758,8 @@ big_same() {
 	return 1
 }
 check_fn "100k dir: the same names as the kernel's" big_same
+T "$DIRPROBE" small "$UFS/big" | sort >ufs.big
+check_fn "100k dir: the same names through getdents64 with a 320-byte buffer" big_same
 check "100k dir: seekdir/telldir stable, rewinddir repeats (kernel overlayfs)" "$DIRPROBE" seek "$OVL/big"
 check "100k dir: seekdir/telldir stable, rewinddir repeats" "$DIRPROBE" seek "$UFS/big"
 check "small dir: seekdir/telldir stable" "$DIRPROBE" seek "$UFS/big/subdir"

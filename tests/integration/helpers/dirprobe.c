@@ -1,5 +1,7 @@
 /* Directory probes for the unionfs integration tests.
  *   dirprobe types DIR   prints "<d_type letter> <name>" per entry, in readdir order
+ *   dirprobe small DIR   prints every name, read with getdents64 and a 320-byte
+ *                        buffer (a few entries per call: offsets resumed often)
  *   dirprobe seek DIR    reads DIR once recording telldir() before each entry, then
  *                        checks that seekdir() to each recorded position (forward,
  *                        backward, random) yields the same entry, that the end
@@ -9,6 +11,10 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +75,39 @@ static int types(const char *path)
 		return 2;
 	}
 	closedir(d);
+	return 0;
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static int small(const char *path)
+{
+	char buf[320] __attribute__((aligned(8)));
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long n, off;
+
+	if (fd < 0) {
+		perror(path);
+		return 2;
+	}
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (off = 0; off < n;) {
+			struct linux_dirent64 *e = (struct linux_dirent64 *)(buf + off);
+			print_name(e->d_name);
+			off += e->d_reclen;
+		}
+	}
+	if (n < 0) {
+		perror("getdents64");
+		return 2;
+	}
+	close(fd);
 	return 0;
 }
 
@@ -182,8 +221,10 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "types") == 0)
 		return types(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "small") == 0)
+		return small(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "seek") == 0)
 		return seek(argv[2]);
-	fprintf(stderr, "usage: dirprobe types|seek DIR\n");
+	fprintf(stderr, "usage: dirprobe types|small|seek DIR\n");
 	return 2;
 }
