@@ -88,6 +88,7 @@ bad "bad option value (redirect_dir=bogus)" "redirect_dir" "$M" -o "redirect_dir
 bad "mount point missing" "mount" "" -o "br=$A=ro:$B=ro"
 bad "mount point does not exist" "$T_TMP/nomnt" "" -o "br=$A=ro" "$T_TMP/nomnt"
 rmdir "$T_TMP/nomnt" 2>/dev/null
+bad "mount point is a file" "$F" "" -o "br=$A=ro" "$F"
 check_eq "nothing of ours is mounted" "" "$(grep -F " $T_TMP" /proc/mounts)"
 
 # --- symlinks in branches never lead the daemon outside ----------------------

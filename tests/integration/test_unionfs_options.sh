@@ -278,6 +278,16 @@ for opt in --version -V; do
 	check_fn "$opt names the program: 'unionfs (union-tools)'" eval '[[ "$out" == *"unionfs (union-tools)"* ]]'
 done
 check_eq "nothing of ours is left mounted" "" "$(grep -F " $T_TMP" /proc/mounts)"
+no_daemon_left() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		pgrep -f -- "$UNIONFS.* $T_TMP/" >/dev/null || return 0
+		sleep 0.1
+	done
+	pgrep -a -f -- "$UNIONFS.* $T_TMP/" | sed 's/^/    left: /'
+	return 1
+}
+check_fn "every daemon exited after its unmount" no_daemon_left
 
 cd / || exit 1
 t_summary
