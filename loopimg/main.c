@@ -23,6 +23,7 @@
 #include "loopimg/info.h"
 #include "loopimg/loopdev.h"
 #include "loopimg/pack.h"
+#include "loopimg/unpack.h"
 
 #define VERSION "0.1"
 #define EXIT_USAGE 2
@@ -218,6 +219,22 @@ static int cmd_pack(int argc, char **argv)
 	r = pack_run(argv[optind], argv[optind + 1], &o);
 	free((void *)o.tree.owner_map);
 	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+static int cmd_unpack(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
+	};
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
+		return common_option(opt);
+	if ((r = need_args(argc, argv, 2)))
+		return r;
+	return unpack_run(argv[optind], argv[optind + 1]) < 0 ? EXIT_FAILURE : 0;
 }
 
 /* ---- info ---- */
@@ -573,6 +590,8 @@ static const struct command commands[] = {
      "      --owner-map MAP   u:FROM:TO,g:FROM:TO,... ids to rewrite\n"
      "      --root-owned      every file owned by 0:0\n"
      "  -f, --force           replace an existing IMG\n"},
+    {"unpack", cmd_unpack, "unpack IMG DIR",
+     "Write the tree in IMG into DIR (new or empty), read with libext2fs, no mount.\n"},
     {"info", cmd_info, "info [--json] IMG|DEV",
      "Show the file system type, label, UUID, size and usage of an image or device.\n"},
     {"attach", cmd_attach, "attach [-r] [--direct-io] [--autoclear] IMG",
