@@ -18,6 +18,7 @@
 
 #include "layerctl/bundle.h"
 #include "layerctl/commit.h"
+#include "layerctl/export.h"
 #include "layerctl/import.h"
 #include "layerctl/layer.h"
 #include "layerctl/layerimg.h"
@@ -70,6 +71,9 @@ static void usage(void)
 	    "  commit [--name N] NAME       turn the upper dir into a new layer on top\n"
 	    "  run [OPTIONS] NAME -- CMD... run CMD in new namespaces on the stack\n"
 	    "      --tmp --hostname H --net --init --bind SRC:DST[:ro] --env K=V --workdir D\n"
+	    "  export (LAYER|NAME) --tar FILE | --oci DIR | --dir DIR\n"
+	    "                               a layer as an OCI layer tar; a stack as an OCI image\n"
+	    "                               layout, or its merged tree as a tar or a directory\n"
 	    "  bundle [--tmp] NAME DIR [-- CMD...]\n"
 	    "                               mount NAME, write DIR/config.json for runc/crun\n"
 	    "\n"
@@ -580,6 +584,67 @@ static int cmd_bundle(int argc, char **argv)
 	return fail(r);
 }
 
+enum export_kind { EXPORT_NONE, EXPORT_TAR, EXPORT_OCI, EXPORT_DIR };
+
+/* A stack's name wins over a layer's: a stack exports its merged tree or its image. */
+static int export_one(struct store *s, const char *ref, enum export_kind kind, const char *dest)
+{
+	char id[LAYER_ID_SIZE];
+	struct json_object *stack;
+	bool is_stack = stack_name_valid(ref) && stack_load(s, ref, &stack) == 0;
+	int r;
+
+	if (is_stack) {
+		json_object_put(stack);
+		if (kind == EXPORT_OCI)
+			return export_stack_oci(s, ref, dest);
+		r = export_stack_tree(s, ref, kind == EXPORT_TAR ? dest : NULL,
+				      kind == EXPORT_DIR ? dest : NULL);
+		return r < 0 ? log_errno(r, "export: %s", ref) : 0;
+	}
+	r = resolve_or_complain(s, ref, id);
+	if (r < 0)
+		return r;
+	if (kind != EXPORT_TAR) {
+		log_error("export: %s: a layer exports with --tar; --oci and --dir need a stack",
+			  ref);
+		return -EINVAL;
+	}
+	r = export_layer_tar(s, id, dest);
+	return r < 0 ? log_errno(r, "export: %s", ref) : 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"tar", required_argument, NULL, 't'},
+						 {"oci", required_argument, NULL, 'o'},
+						 {"dir", required_argument, NULL, 'd'},
+						 COMMON_LONGOPTS,
+						 {0}};
+	enum export_kind kind = EXPORT_NONE;
+	const char *dest = NULL;
+	struct store s;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "t:o:d:hV", longopts, NULL)) != -1) {
+		if (opt != 't' && opt != 'o' && opt != 'd')
+			return common_option(opt);
+		if (kind != EXPORT_NONE)
+			return usage_error("export: one of --tar, --oci, --dir");
+		kind = opt == 't' ? EXPORT_TAR : opt == 'o' ? EXPORT_OCI : EXPORT_DIR;
+		dest = optarg;
+	}
+	if (kind == EXPORT_NONE)
+		return usage_error("export: --tar FILE, --oci DIR or --dir DIR");
+	if ((r = need_args(argc, argv, 1, 1)) >= 0)
+		return r;
+	if (open_store(&s) < 0)
+		return EXIT_OWN;
+	r = export_one(&s, argv[optind], kind, dest);
+	store_close(&s);
+	return fail(r);
+}
+
 /* ---- run ---- */
 
 enum { OPT_HOSTNAME = 0x100, OPT_NET, OPT_BIND, OPT_ENV, OPT_WORKDIR, OPT_TMP, OPT_INIT };
@@ -664,7 +729,7 @@ static const struct command {
     {"rm", cmd_rm},	    {"gc", cmd_gc},	    {"fsck", cmd_fsck},
     {"create", cmd_create}, {"stacks", cmd_stacks}, {"rm-stack", cmd_rm_stack},
     {"mount", cmd_mount},   {"umount", cmd_umount}, {"commit", cmd_commit},
-    {"run", cmd_run},	    {"bundle", cmd_bundle},
+    {"run", cmd_run},	    {"bundle", cmd_bundle}, {"export", cmd_export},
 };
 
 static int global_options(int argc, char **argv)
@@ -711,7 +776,8 @@ int main(int argc, char **argv)
 			continue;
 		argc -= optind;
 		argv += optind;
-		optind = 1;
+		/* 0, not 1: GNU getopt then also forgets the "+" mode of the global options. */
+		optind = 0;
 		return commands[i].fn(argc, argv);
 	}
 	return usage_error("unknown command '%s'", argv[optind]);

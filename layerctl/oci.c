@@ -33,7 +33,7 @@ bool oci_is_layout(const char *dir)
 	       faccessat(fd, "index.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-static int sha256_fd(int fd, char *hex)
+int oci_sha256_fd(int fd, char *hex)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char buf[1 << 16], md[EVP_MAX_MD_SIZE];
@@ -87,7 +87,7 @@ static int open_blob(int layout_fd, const char *digest, int *out)
 	fd = path_open_beneath(layout_fd, path, O_RDONLY, 0, false);
 	if (fd < 0)
 		return log_errno(fd, "import: blob %s", digest);
-	r = sha256_fd(fd, actual);
+	r = oci_sha256_fd(fd, actual);
 	if (r < 0)
 		return log_errno(r, "import: blob %s", digest);
 	if (strcmp(actual, hex)) {
@@ -133,16 +133,19 @@ static int load_manifest(int layout_fd, struct json_object **out)
 	r = read_json_fd(fd, &index);
 	for (int depth = 0; r == 0 && depth < 2; depth++) {
 		const char *media;
+		bool nested;
 
 		desc = first_of(index, "manifests");
 		media = desc ? json_str(desc, "mediaType") : NULL;
+		/* Decided now: desc and its strings go with index below. */
+		nested = media && !strcmp(media, MEDIA_INDEX);
 		close(TAKE_FD(fd));
 		r = desc ? open_blob(layout_fd, json_str(desc, "digest"), &fd) : -ENOENT;
 		json_object_put(index);
 		index = NULL;
 		if (r == 0)
 			r = read_json_fd(fd, &index);
-		if (r == 0 && (!media || strcmp(media, MEDIA_INDEX))) {
+		if (r == 0 && !nested) {
 			*out = index;
 			return 0;
 		}

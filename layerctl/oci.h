@@ -5,6 +5,11 @@
 
 #include "layerctl/store.h"
 
+#define OCI_SHA256_HEX_LEN 64
+
+/* sha256 of a whole file (pread from 0) as lower-case hex into hex (65 bytes). */
+int oci_sha256_fd(int fd, char *hex);
+
 /* True when dir holds an OCI image layout (an "oci-layout" file and index.json). */
 bool oci_is_layout(const char *dir);
 /*

@@ -144,6 +144,27 @@ check "umount" "$LCX" umount tw
 check_eq "no loop device or mount left" "$before" "$(leaks)"
 check_fails "umount of an unmounted stack fails" "$LCX" umount tw
 
+# ---- export ----
+check "export a layer as an OCI layer tar" "$LCX" export "$l2" --tar "$T_TMP/l2.tar"
+check_eq "the layer tar has OCI whiteouts and no lost+found" \
+	"./ .wh.b a/ a/.wh.g d/ d/.wh..wh..opq d/new e/ e/sym2" \
+	"$(tar tf "$T_TMP/l2.tar" | sort | tr '\n' ' ' | sed 's/ $//')"
+check "export a stack as an OCI image layout" "$LCX" export tw --oci "$T_TMP/oci-out"
+if command -v skopeo >/dev/null; then
+	check "skopeo reads the exported layout" sh -c "skopeo inspect 'oci:$T_TMP/oci-out:tw' >/dev/null"
+fi
+out=$(timeout 60 "$LAYERCTL" --store "$T_TMP/store2" import "$T_TMP/oci-out")
+check_eq "export --oci, then import: the same layers" "$l1 $l2" "$(echo $out)"
+root=$(LC mount tw)
+check "export the merged tree as a directory" "$LCX" export tw --dir "$T_TMP/tree"
+check_eq "the exported directory equals the merged tree" "$(tree_of "$root")" "$(tree_of "$T_TMP/tree")"
+check "export the merged tree as a tar" "$LCX" export tw --tar "$T_TMP/tree.tar"
+check_eq "the merged tar lists the merged tree" \
+	"$(cd "$root" && find . -mindepth 1 -not -path './lost+found*' | sed 's|^\./||' | sort)" \
+	"$(tar tf "$T_TMP/tree.tar" | sed 's|/$||' | grep -v '^\.$' | sort)"
+check "umount" "$LCX" umount tw
+check_eq "no leak after export" "$before" "$(leaks)"
+
 # A mount killed before it recorded its state: umount finds the leftovers, mount clears them.
 root=$(LC mount tw) && rm "$STORE/run/tw.json"
 check "mount after a killed mount clears the leftovers" sh -c "'$LCX' mount tw >/dev/null"
