@@ -275,6 +275,20 @@ check "gc after killed imports" "$LCX" gc
 check_eq "gc leaves tmp empty" "" "$(ls -A "$STORE/tmp")"
 check "every record has its image" sh -c "for j in '$STORE'/layers/*.json; do test -f \"\${j%.json}.img\" || exit 1; done"
 
+# A commit killed at any point leaves the stack usable: every layer it names has its image.
+for delay in 0.05 0.3; do
+	LC run demo -- /bin/sh -c 'i=0; while [ $i -lt 30 ]; do head -c 1048576 /dev/urandom >/root/big$i; i=$((i+1)); done'
+	"$LCX" commit demo >/dev/null 2>&1 &
+	sleep $delay
+	pkill -KILL -P $! 2>/dev/null; kill -KILL $! 2>/dev/null; wait $! 2>/dev/null
+	"$LCX" umount demo >/dev/null 2>&1
+done
+check "stack usable after killed commits" "$LCX" run demo -- /bin/true
+check "fsck after killed commits" "$LCX" fsck
+check "the stack's layers all exist" sh -c "'$LAYERCTL' --store '$STORE' stacks --json |
+	python3 -c 'import json,sys,os; [os.stat(\"$STORE/layers/\"+l+\".img\") for s in json.load(sys.stdin) for l in s[\"layers\"]]'"
+check_eq "no leak after killed commits" "$before" "$(leaks)"
+
 # ---- hostile tarballs ----
 python3 - "$T_TMP/evil" "$T_TMP" <<'PY'
 import io, os, sys, tarfile
