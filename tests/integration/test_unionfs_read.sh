@@ -168,6 +168,8 @@ build_stack() {
 	echo nl >$'new\nline'
 	echo long >"$(printf 'L%.0s' {1..255})"
 	echo inC >esc_dir2/inC
+	mkdir -p dfd/cdir sd d/wdir/deep && echo c >dfd/c && echo c >sd/c && echo c >d/wdir/deep/c
+	echo dots >... && echo dash >-rf
 	ln -s d/c1 ln_rel
 	ln -s /etc/hostname ln_abs
 	ln -s no/such/target ln_dangling
@@ -204,6 +206,7 @@ build_stack() {
 	wh recreated
 	wh stray_whiteout
 	ln -s B ln_shadow
+	echo file >dfd     # dir in A, file here, dir in C: A's dir does not merge with C's
 	setfattr -n user.b -v 1 mdir
 	ln -s ../../../../../../etc esc_dir2/sub   # merged dir; the link is a plain entry
 	# A, the top branch
@@ -222,6 +225,9 @@ build_stack() {
 	echo child >df_conflict/a_child
 	echo a1 >esc_dir/a1
 	ln -s A ln_shadow
+	mkdir -p dfd/adir && echo a >dfd/a
+	ln -s d sd          # a symlink over C's dir sd: no merge
+	wh d/wdir           # a whiteout hiding a dir with content, inside a merged dir
 	echo red >xa
 	setfattr -n user.color -v red xa
 	setfattr -n trusted.secret -v s3 xa
@@ -315,6 +321,15 @@ stat stray_whiteout
 stat opq/c_hidden
 stat opq/b_hidden
 stat opq2/c_hidden2
+stat dfd/c
+stat dfd/cdir
+stat d/wdir
+stat d/wdir/deep/c
+listdir dfd
+listdir sd
+stat sd/c
+read ...
+read -rf
 read ln_to_wh
 read ln_dangling
 stat nonexistent
