@@ -35,6 +35,9 @@
 #define EXIT_OWN 125
 
 static const char *store_root;
+/* The argv being parsed and its command (NULL for the global options), for option errors. */
+static char **parsed_argv;
+static const char *parsed_command;
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -95,7 +98,10 @@ static int common_option(int opt)
 		printf("layerctl " LAYERCTL_VERSION "\n");
 		return 0;
 	default:
-		return usage_error("unknown option");
+		/* opterr is 0: getopt printed nothing, so this is the one line. */
+		return usage_error("%s%sinvalid option or missing value: '%s'",
+				   parsed_command ?: "", parsed_command ? ": " : "",
+				   parsed_argv[optind - 1]);
 	}
 }
 
@@ -763,6 +769,8 @@ int main(int argc, char **argv)
 	int r;
 
 	log_init("layerctl");
+	opterr = 0;
+	parsed_argv = argv;
 	store_root = getenv("LAYERCTL_STORE");
 	if (!store_root || !*store_root)
 		store_root = STORE_DEFAULT;
@@ -776,6 +784,8 @@ int main(int argc, char **argv)
 			continue;
 		argc -= optind;
 		argv += optind;
+		parsed_argv = argv;
+		parsed_command = argv[0];
 		/* 0, not 1: GNU getopt then also forgets the "+" mode of the global options. */
 		optind = 0;
 		return commands[i].fn(argc, argv);
