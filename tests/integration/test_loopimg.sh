@@ -175,6 +175,16 @@ check "kernel mounts the reproducible image" bash -c "'$LOOPIMG' mount -r '$T_TM
 check_eq "times clamped to SOURCE_DATE_EPOCH" "$SDE" "$(stat -c %Y "$MNT/dir/sub")"
 check "umount the reproducible image" "$LOOPIMG" umount "$MNT"
 
+# ---- a directory big enough for a two-level htree ----
+mkdir -p "$T_TMP/huge/d"
+(cd "$T_TMP/huge/d" && seq -f 'a-rather-long-file-name-to-fill-leaves-%g' 1 120000 | xargs touch)
+start=$(date +%s%N)
+check "pack a 120k-entry directory" "$LOOPIMG" pack "$T_TMP/huge" "$T_TMP/huge.img"
+echo "  (pack took $((($(date +%s%N) - start) / 1000000)) ms)"
+check_eq "its index has two levels" "1" "$(debugfs -R 'htree /d' "$T_TMP/huge.img" 2>/dev/null | sed -n 's/.*Indirect levels: //p')"
+if fsck_clean "$T_TMP/huge.img"; then pass "two-level htree is e2fsck clean"; else fail "two-level htree is e2fsck clean"; fi
+rm -rf "$T_TMP/huge" "$T_TMP/huge.img"
+
 # ---- info, digest, verify ----
 check_eq "info names the type" "ext4" "$("$LOOPIMG" info --json "$IMG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')"
 check "info --label" "$LOOPIMG" pack -L layer0 "$T_TMP/copy/dir" "$T_TMP/label.img"
