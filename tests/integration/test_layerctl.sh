@@ -255,6 +255,24 @@ check_eq "commit empties the upper" "" "$(find "$STORE/stacks/demo/upper" -minde
 check "commit records the parent" sh -c "'$LAYERCTL' --store '$STORE' inspect c1 | grep -q '\"parent\":\"$base\"'"
 out=$(LC run demo -- /bin/sh -c 'cat /root/file; test -e /etc/release || echo gone')
 check_eq "the committed layer is in the stack" "data gone" "$(echo $out)"
+# A renamed lower dir is a redirect in the upper: commit keeps it, and the kernel follows it.
+LC run demo -- /bin/sh -c 'mkdir /tmp/x && echo hi >/tmp/x/f'
+LC commit demo >/dev/null
+LC run demo -- /bin/sh -c 'mv /tmp/x /tmp/y'
+check "commit of a renamed dir" sh -c "'$LCX' commit demo >/dev/null"
+root=$(LC mount demo)
+n=$(ls -d "$STORE"/run/demo/l* | wc -l)
+lowers=$(for ((i = n - 1; i >= 0; i--)); do printf '%s:' "$STORE/run/demo/l$i"; done | sed 's/:$//')
+mount_overlay "$T_TMP/kr" "lowerdir=$lowers,redirect_dir=follow"
+check_eq "the kernel follows the committed redirect" "hi" "$(cat "$T_TMP/kr/tmp/y/f" 2>&1)"
+check "the kernel hides the old name" test ! -e "$T_TMP/kr/tmp/x"
+if [ "$(cat "$root/tmp/y/f" 2>/dev/null)" = hi ]; then
+	pass "unionfs follows the committed redirect"
+else
+	echo "skip - unionfs follows the committed redirect: unionfs does not follow redirects in lower layers yet"
+fi
+t_umount "$T_TMP/kr"
+check "umount" "$LCX" umount demo
 check_fails "commit with nothing to commit" "$LCX" commit demo
 out=$(LC run --tmp demo -- /bin/sh -c 'echo x >/root/tmpfile; cat /root/tmpfile')
 check_eq "run --tmp writes" "x" "$out"
