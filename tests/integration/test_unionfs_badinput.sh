@@ -11,6 +11,16 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 HINT="Try 'unionfs --help' for more information."
 
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
+# daemons_of DIR: "pid cmdline" of every unionfs process whose command line
+# names a path under DIR (read from /proc: no procps needed).
+daemons_of() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+		[[ "$cmd" == "$UNIONFS "*" $1/"* || "$cmd" == "$UNIONFS "*"=$1/"* ]] && echo "${p#/proc/} $cmd"
+	done
+	return 0
+}
 check_fn() { # check for shell functions
 	local desc=$1; shift
 	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
@@ -44,7 +54,7 @@ bad() {
 	if [ -n "$mnt" ]; then
 		check_fn "$desc: nothing mounted" eval '! is_mounted "$mnt"'
 	fi
-	check_eq "$desc: no daemon left" "" "$(pgrep -f -- "$T_TMP/" | grep -vx "$$")"
+	check_eq "$desc: no daemon left" "" "$(daemons_of "$T_TMP")"
 	[ "$lines" -le 2 ] || sed 's/^/    stderr: /' "err.$n" | head -n 5
 	t_umount "$mnt" 2>/dev/null
 }

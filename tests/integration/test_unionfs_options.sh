@@ -14,6 +14,16 @@ PROBE=(python3 "$here/helpers/ufs_probe.py")
 STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
+# daemons_of DIR: "pid cmdline" of every unionfs process whose command line
+# names a path under DIR (read from /proc: no procps needed).
+daemons_of() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+		[[ "$cmd" == "$UNIONFS "*" $1/"* || "$cmd" == "$UNIONFS "*"=$1/"* ]] && echo "${p#/proc/} $cmd"
+	done
+	return 0
+}
 check_fn() { # check for shell functions
 	local desc=$1; shift
 	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
@@ -281,10 +291,10 @@ check_eq "nothing of ours is left mounted" "" "$(grep -F " $T_TMP" /proc/mounts)
 no_daemon_left() {
 	local i
 	for ((i = 0; i < 50; i++)); do
-		pgrep -f -- "$UNIONFS.* $T_TMP/" >/dev/null || return 0
+		[ -z "$(daemons_of "$T_TMP")" ] && return 0
 		sleep 0.1
 	done
-	pgrep -a -f -- "$UNIONFS.* $T_TMP/" | sed 's/^/    left: /'
+	daemons_of "$T_TMP" | sed 's/^/    left: /'
 	return 1
 }
 check_fn "every daemon exited after its unmount" no_daemon_left
