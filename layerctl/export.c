@@ -35,6 +35,8 @@
 #include "loopimg/imgmount.h"
 
 #define OVERLAY_XATTR_PREFIX "trusted.overlay."
+/* unionfs's own bookkeeping (copy-up origins), meaningless outside its mount. */
+#define UNIONFS_XATTR_PREFIX "trusted.unionfs."
 
 struct hardlink {
 	dev_t dev;
@@ -121,7 +123,8 @@ static int add_xattrs(struct walker *w, int dir_fd, const char *name, struct arc
 		_cleanup_free_ char *value = NULL;
 		ssize_t vlen;
 
-		if (w->oci && !strncmp(x, OVERLAY_XATTR_PREFIX, strlen(OVERLAY_XATTR_PREFIX)))
+		if (w->oci && (!strncmp(x, OVERLAY_XATTR_PREFIX, strlen(OVERLAY_XATTR_PREFIX)) ||
+			       !strncmp(x, UNIONFS_XATTR_PREFIX, strlen(UNIONFS_XATTR_PREFIX))))
 			continue;
 		vlen = xattr_get_alloc(fd, x, &value);
 		if (vlen < 0)
