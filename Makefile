@@ -55,7 +55,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_ARCHIVES) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_ARCHIVES) $(LIB_A) $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--start-group $(CORE_ARCHIVES) $(LIB_A) -Wl,--end-group $(LDLIBS) $(CHECK_LIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
