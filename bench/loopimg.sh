@@ -2,8 +2,9 @@
 # bench/loopimg.sh: loopimg against the usual tools, on this machine, in one run.
 #   pack    a rootfs-like tree (a copy of /usr) and a few large files:
 #           loopimg pack vs mke2fs -t ext4 -d, genext2fs, mksquashfs (wall, CPU, size)
-#   digest  loopimg digest vs xxh128sum (warm cache; cold with LOOPIMG_BENCH_COLD=1,
-#           which drops the page cache of the whole machine)
+#   digest  loopimg digest vs xxh128sum (warm cache), and cold vs the disk (dd iflag=direct)
+# Every pack starts cold: the source tree's pages are dropped (POSIX_FADV_DONTNEED on its
+# files only, never the whole machine's cache).
 #   attach  loopimg attach+detach vs losetup -f --show + losetup -d
 # Prints a table and writes bench/RESULTS-loopimg.md. Needs root. Standalone:
 #   sudo bash bench/loopimg.sh
@@ -60,6 +61,22 @@ timed() {
 	rm -f "$tf" "$tf.err"
 }
 
+# Drops the page cache of the given trees/files only (not the whole machine's): a cold start.
+evict() {
+	python3 - "$@" <<'EOF'
+import os, sys
+for root in sys.argv[1:]:
+    paths = [root] if os.path.isfile(root) else (os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+EOF
+}
+
 row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); printf '%-44s %10s %10s %12s  %s\n' "$@"; }
 
 size_of() { [ -e "$1" ] && printf '%s MB (%s MB on disk)' "$(($(stat -c %s "$1") >> 20))" "$(($(du -k "$1" | cut -f1) >> 10))" || echo "-"; }
@@ -68,24 +85,24 @@ bench_pack() {
 	local name=$1 src=$2 t size
 	local img=$WORK/$name
 	rm -f "$img".*
-	sync
+	sync && evict "$src"
 	timed t "$LOOPIMG" pack "$src" "$img.loopimg"
 	row "pack $name: loopimg pack" "${t% *}" "${t#* }" "$(size_of "$img.loopimg")" "e2fsck -fn: $(e2fsck -fn "$img.loopimg" >/dev/null 2>&1 && echo clean || echo ERRORS)"
 	local ours_wall=${t% *} ours_cpu=${t#* }
 	# mke2fs -d needs room for its journal and 5% reserve: give it 25% more than our image.
 	size=$(($(stat -c %s "$img.loopimg") / 1024 * 5 / 4))
-	sync
+	sync && evict "$src"
 	timed t timeout 900 mke2fs -q -t ext4 -d "$src" "$img.mke2fs" "${size}k"
 	row "pack $name: mke2fs -t ext4 -d" "${t% *}" "${t#* }" "$(size_of "$img.mke2fs")" "$(ratio "$t" "$ours_wall" "$ours_cpu")"
 	rm -f "$img.mke2fs"
 	if command -v genext2fs >/dev/null; then
-		sync
+		sync && evict "$src"
 		timed t timeout 900 genext2fs -B 4096 -b "$((size / 4))" -N "$(($(find "$src" | wc -l) + 1000))" -d "$src" "$img.genext2fs"
 		row "pack $name: genext2fs" "${t% *}" "${t#* }" "$(size_of "$img.genext2fs")" "$(ratio "$t" "$ours_wall" "$ours_cpu")"
 		rm -f "$img.genext2fs"
 	fi
 	if command -v mksquashfs >/dev/null; then
-		sync
+		sync && evict "$src"
 		timed t timeout 900 mksquashfs "$src" "$img.squashfs" -noappend -quiet -no-progress
 		row "pack $name: mksquashfs (compressed)" "${t% *}" "${t#* }" "$(size_of "$img.squashfs")" "$(ratio "$t" "$ours_wall" "$ours_cpu")"
 		rm -f "$img.squashfs"
@@ -108,10 +125,10 @@ bench_digest() {
 	timed t2 xxh128sum "$img"
 	row "digest ${mb} MB warm: loopimg digest" "${t1% *}" "${t1#* }" "$(echo "$mb / (${t1% *} + 0.001)" | bc) MB/s" "$(printf '%.0f%% of xxh128sum' "$(echo "100 * ${t2% *} / (${t1% *} + 0.001)" | bc -l)")"
 	row "digest ${mb} MB warm: xxh128sum" "${t2% *}" "${t2#* }" "$(echo "$mb / (${t2% *} + 0.001)" | bc) MB/s" ""
-	if [ "${LOOPIMG_BENCH_COLD:-0}" = 1 ]; then
-		sync && echo 3 >/proc/sys/vm/drop_caches
+	if true; then
+		sync && evict "$img"
 		timed t1 "$LOOPIMG" digest "$img"
-		sync && echo 3 >/proc/sys/vm/drop_caches
+		sync && evict "$img"
 		timed t2 dd if="$img" of=/dev/null bs=4M iflag=direct
 		row "digest ${mb} MB cold: loopimg digest" "${t1% *}" "${t1#* }" "$(echo "$mb / (${t1% *} + 0.001)" | bc) MB/s" "disk (dd iflag=direct): $(echo "$mb / (${t2% *} + 0.001)" | bc) MB/s"
 	fi

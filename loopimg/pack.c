@@ -20,6 +20,7 @@
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/progress.h"
+#include "loopimg/prefetch.h"
 
 static char temp_path[PATH_MAX];
 
@@ -113,11 +114,18 @@ int pack_parse_owner_map(const char *s, struct tree_owner_map **map, size_t *n)
 
 /* ---- data copy, in the order the writer laid the tree out ---- */
 
+#define PREFETCH_WINDOW (256u << 20)
+
+struct copy_state;
+static int copy_tree(struct copy_state *c, const char *src);
+
 struct copy_state {
 	struct ext4_writer *w;
 	struct tree *tree;
 	struct progress progress;
 	uint64_t done;
+	struct prefetch *prefetch;
+	size_t copied; /* regular files copied so far, in copy order */
 };
 
 static int open_source_file(int dirfd, const char *name)
@@ -156,6 +164,8 @@ static int copy_file(struct copy_state *c, int dirfd, struct tree_node *n)
 		return r;
 	c->done += n->size;
 	progress_update(&c->progress, c->done);
+	if (c->prefetch)
+		prefetch_advance(c->prefetch, ++c->copied);
 	return 0;
 }
 
@@ -181,7 +191,54 @@ static int copy_dir(struct copy_state *c, int dirfd, struct tree_node *dir)
 	return 0;
 }
 
+struct file_list {
+	struct tree_node **v;
+	size_t n, cap;
+};
+
+/* The regular files copy_dir() will copy, in the same order. */
+static int list_files(struct tree_node *dir, struct file_list *l)
+{
+	for (size_t i = 0; i < dir->nchildren; i++) {
+		struct tree_node *n = dir->children[i];
+		int r = 0;
+
+		if (S_ISREG(n->mode) && !n->link_first && n->size) {
+			if (l->n == l->cap) {
+				size_t cap = l->cap ? l->cap * 2 : 1024;
+				struct tree_node **v = realloc(l->v, cap * sizeof(*v));
+
+				if (!v)
+					return -ENOMEM;
+				l->v = v;
+				l->cap = cap;
+			}
+			l->v[l->n++] = n;
+		} else if (S_ISDIR(n->mode)) {
+			r = list_files(n, l);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int copy_data(struct copy_state *c, const char *src)
+{
+	struct file_list files = {0};
+	int r = list_files(c->tree->root, &files);
+
+	/* Prefetching is only advice: without it (no memory, no thread) the copy still works. */
+	if (r == 0 && prefetch_start(c->tree, files.v, files.n, PREFETCH_WINDOW, &c->prefetch) < 0)
+		c->prefetch = NULL;
+	r = copy_tree(c, src);
+	prefetch_stop(c->prefetch);
+	c->prefetch = NULL;
+	free(files.v);
+	return r;
+}
+
+static int copy_tree(struct copy_state *c, const char *src)
 {
 	_cleanup_close_ int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
