@@ -310,7 +310,8 @@ int loopdev_list(struct loopdev_info **out, size_t *n)
 		*n = 0;
 		return r;
 	}
-	qsort(*out, *n, sizeof(**out), info_cmp);
+	if (*n)
+		qsort(*out, *n, sizeof(**out), info_cmp);
 	return 0;
 }
 

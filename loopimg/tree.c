@@ -442,7 +442,7 @@ static int read_names(struct scan *s, int dirfd, struct tree_node *dir)
 	if (!r && errno)
 		r = log_node(s, dir, -errno, "reading directory");
 	closedir(d);
-	if (r == 0)
+	if (r == 0 && dir->nchildren)
 		qsort(dir->children, dir->nchildren, sizeof(*dir->children), child_cmp);
 	return r;
 }
