@@ -239,10 +239,31 @@ static int cmd_unpack(int argc, char **argv)
 
 /* ---- info ---- */
 
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
 static void print_info_json(const char *path, const struct imginfo *i)
 {
-	printf("{\"path\":\"%s\",\"type\":\"%s\",\"label\":\"%s\",\"uuid\":\"%s\",\"size\":%llu",
-	       path, i->type, i->label, i->uuid, (unsigned long long)i->size);
+	printf("{\"path\":");
+	json_string(path);
+	printf(",\"type\":");
+	json_string(i->type);
+	printf(",\"label\":");
+	json_string(i->label);
+	printf(",\"uuid\":");
+	json_string(i->uuid);
+	printf(",\"size\":%llu", (unsigned long long)i->size);
 	if (i->is_ext)
 		printf(
 		    ",\"block_size\":%u,\"blocks\":%llu,\"free_blocks\":%llu,\"used_bytes\":%llu,"
@@ -396,20 +417,6 @@ static int cmd_detach(int argc, char **argv)
 		if (detach_one(argv[i]) < 0)
 			r = EXIT_FAILURE;
 	return r;
-}
-
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
 }
 
 static int cmd_list(int argc, char **argv)
