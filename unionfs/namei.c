@@ -58,40 +58,6 @@ struct found {
 	struct stat st;
 };
 
-/*
- * Opens the lower directories of a merged child directory, stopping at the
- * first opaque one (its own contents are all there is below it).
- */
-static int open_merged_dirs(const struct found *f, const char *name, struct layer_set *set)
-{
-	const struct dir_entry *e = f->entry;
-	struct stat st;
-	int r;
-
-	for (uint16_t i = 0; i <= e->nlower; i++) {
-		const struct node_layer *parent =
-		    &f->dir_layers->v[i == 0 ? e->pos : e->lower[i - 1]];
-		if (i > 0) {
-			if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			    !S_ISDIR(st.st_mode))
-				break;
-			r = open_object(parent->fd, name, &st);
-			if (r < 0)
-				return r;
-			set->v[set->n++] = (struct node_layer){.fd = r, .branch = parent->branch};
-		}
-		/* Opacity matters only where something lies below. */
-		if (i < e->nlower) {
-			r = whiteout_dir_is_opaque(set->v[set->n - 1].fd);
-			if (r < 0)
-				return r;
-			if (r > 0)
-				break;
-		}
-	}
-	return 0;
-}
-
 static int find_top(struct unionfs *fs, struct node *dir, const char *name, struct found *f)
 {
 	const struct layer_set *layers = node_layers(dir);
@@ -156,36 +122,83 @@ int namei_set_redirect(struct unionfs *fs, int dirfd, const char *path)
 }
 
 /*
- * A directory moved in the writable branch finds its lower parts where the
- * redirect says (an absolute path from the branch roots, or a name in the
- * parent's lower directories), as overlayfs's redirect_dir does.
+ * The next directory below branch `after` that continues a merged directory:
+ * by name in the parent's directories, or, after a redirect to an absolute
+ * path, by that path from each branch root (as overlayfs's redirect_dir).
+ * -ENOENT when no lower branch has it; -ENOTDIR when a non-directory or a
+ * whiteout there stops the merge.
  */
-static int open_redirected_dirs(struct unionfs *fs, const struct found *f, const char *redirect,
-				struct layer_set *set)
+static int open_next_dir(struct unionfs *fs, const struct found *f, const char *name,
+			 const char *path, uint16_t after, uint16_t *branch)
 {
-	bool absolute = redirect[0] == '/';
-	const char *rel = absolute ? redirect + 1 : redirect;
-	uint16_t count = absolute ? (uint16_t)fs->branches.count : f->dir_layers->n;
+	char aufs[PATH_MAX + WHITEOUT_AUFS_PREFIX_LEN];
+	struct stat st;
+	int fd;
+
+	for (uint16_t b = after + 1; b < fs->branches.count; b++) {
+		int base = -EBADF;
+		if (path) {
+			base = fs->branches.v[b].fd;
+			fd =
+			    *path
+				? path_open_beneath(base, path, O_RDONLY | O_DIRECTORY, 0, false)
+				: RET_NERRNO(openat(base, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+			if (fd == -ENOENT)
+				continue;
+			if (fd < 0)
+				return -ENOTDIR;
+			*branch = b;
+			return fd;
+		}
+		for (uint16_t i = 0; i < f->dir_layers->n && base < 0; i++)
+			if (f->dir_layers->v[i].branch == b)
+				base = f->dir_layers->v[i].fd;
+		if (base < 0)
+			continue;
+		snprintf(aufs, sizeof(aufs), WHITEOUT_AUFS_PREFIX "%s", name);
+		if (faccessat(base, aufs, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return -ENOTDIR;
+		if (fstatat(base, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		*branch = b;
+		return open_object(base, name, &st);
+	}
+	return -ENOENT;
+}
+
+/*
+ * Collects the lower directories merged under a directory whose top-most
+ * object is set->v[0], layer by layer: an opaque one ends the merge, a
+ * redirect on any of them says where the next ones are.
+ */
+static int open_lower_dirs(struct unionfs *fs, const struct found *f, const char *name,
+			   struct layer_set *set)
+{
+	char redirect[PATH_MAX];
+	const char *path = NULL;
+	uint16_t branch;
 	int fd, r;
 
-	for (uint16_t i = 0; i < count; i++) {
-		int base = absolute ? fs->branches.v[i].fd : f->dir_layers->v[i].fd;
-		uint16_t branch = absolute ? i : f->dir_layers->v[i].branch;
-		if (branch == 0)
-			continue;
-		fd = *rel ? path_open_beneath(base, rel, O_RDONLY | O_DIRECTORY, 0, false)
-			  : RET_NERRNO(openat(base, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-		if (fd == -ENOENT)
-			continue;
+	while (set->v[set->n - 1].branch + 1u < fs->branches.count) {
+		const struct node_layer *last = &set->v[set->n - 1];
+		r = whiteout_dir_is_opaque(last->fd);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		r = namei_redirect(fs, last->fd, redirect, sizeof(redirect));
+		if (r < 0)
+			return r;
+		if (r > 0 && redirect[0] == '/')
+			path = redirect + 1;
+		else if (r > 0)
+			name = redirect; /* relative: another name in the same parent */
+		fd = open_next_dir(fs, f, name, path, last->branch, &branch);
+		if (fd == -ENOENT || fd == -ENOTDIR)
+			return 0;
 		if (fd < 0)
-			break; /* a non-directory (or a symlink) on the way stops the merge */
+			return fd;
 		set->v[set->n++] = (struct node_layer){.fd = fd, .branch = branch};
-		r = whiteout_dir_is_opaque(set->v[set->n - 2].fd);
-		if (r != 0) {
-			/* The layer above was opaque: what we just opened is hidden. */
-			close(set->v[--set->n].fd);
-			break;
-		}
 	}
 	return 0;
 }
@@ -196,7 +209,6 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 	bool is_dir = S_ISDIR(f->st.st_mode);
 	uint16_t max = is_dir ? (uint16_t)fs->branches.count : 1;
 	struct layer_set *set = layer_set_new(max);
-	char redirect[PATH_MAX];
 	struct node *node;
 	int r;
 
@@ -213,13 +225,7 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 	if (r < 0 && r != -EBADF)
 		goto fail;
 	set->v[set->n++] = (struct node_layer){.fd = r, .branch = f->parent->branch};
-	r = 0;
-	if (is_dir && f->parent->branch == 0 && !fs->read_only)
-		r = namei_redirect(fs, set->v[0].fd, redirect, sizeof(redirect));
-	if (r > 0)
-		r = open_redirected_dirs(fs, f, redirect, set);
-	else if (r == 0 && is_dir && f->entry && f->entry->nlower)
-		r = open_merged_dirs(f, name, set);
+	r = is_dir ? open_lower_dirs(fs, f, name, set) : 0;
 	if (r < 0)
 		goto fail;
 	node = node_new(ino, f->st.st_mode & S_IFMT, dir, name, set);
