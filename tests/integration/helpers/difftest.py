@@ -45,7 +45,12 @@ PAST_LIMIT_NS = 0          # set at start: mtimes newer than this are "now"
 # while the rest still runs): see FEATURES.
 FEATURES = {
     "lower-hardlinks": "hard links in the random lower trees",
+    "lower-whiteout": "whiteouts in the upper lower layer",
+    "lower-opaque": "an opaque dir in the upper lower layer",
     "link": "the link operation",
+    "truncate-path": "truncate(2) by path (ftruncate stays)",
+    "mkdir-sticky": "mkdir with the sticky bit in its mode",
+    "setgid-dir": "setgid directories (in the lower trees, by chmod or mkdir)",
     "rename-dir": "renames of directories",
     "exchange": "RENAME_EXCHANGE",
     "xattr": "setxattr/removexattr",
@@ -93,14 +98,14 @@ def build_lowers(seed, l1, l2):
     # Whiteout and opaque dir in the upper lower layer.
     l2names = sorted(os.listdir(l2))
     hidden = [n for n in l2names if n not in ("dir1", "sub")]
-    if hidden:
+    if hidden and "lower-whiteout" not in OFF:
         n = rng.choice(hidden)
         p = os.path.join(l1, n)
         if os.path.lexists(p):
             rm_any(p)
         os.mknod(p, stat.S_IFCHR | 0o000, os.makedev(0, 0))
     dirs2 = [n for n in l2names if os.path.isdir(os.path.join(l2, n)) and not os.path.islink(os.path.join(l2, n))]
-    if dirs2:
+    if dirs2 and "lower-opaque" not in OFF:
         n = rng.choice(dirs2)
         p = os.path.join(l1, n)
         if os.path.lexists(p) and not os.path.isdir(p):
@@ -117,7 +122,7 @@ def build_lowers(seed, l1, l2):
                 and "trusted.overlay.opaque" not in os.listxattr(sub1):
             # (the kernel lists whiteouts inside a lower opaque dir: none there)
             cands = sorted(set(os.listdir(sub2)) - set(os.listdir(sub1)))
-            if cands:
+            if cands and "lower-whiteout" not in OFF:
                 os.mknod(os.path.join(sub1, rng.choice(cands)), stat.S_IFCHR, os.makedev(0, 0))
     set_times(rng, l1)
     set_times(rng, l2)
@@ -169,6 +174,8 @@ def populate(rng, layer, rel, depth, top):
             files.append(p)
         elif r < 0.7 and depth < 2:
             os.mkdir(p, rng.choice([0o755, 0o755, 0o700, 0o2775]))
+            if "setgid-dir" in OFF:
+                os.chmod(p, os.stat(p).st_mode & 0o1777)
             if rng.random() < 0.3:
                 os.setxattr(p, "user.d", rand_data(rng, 5))
             populate(rng, layer, os.path.join(rel, name), depth + 1, top)
@@ -630,6 +637,14 @@ def excluded(op, paths):
         return "xattr" in OFF
     if name == "chown":
         return "chown" in OFF
+    if name == "truncate":
+        return "truncate-path" in OFF
+    if name == "mkdir":
+        if "setgid-dir" in OFF and op[2] & stat.S_ISGID:
+            return True
+        return "mkdir-sticky" in OFF and bool(op[2] & stat.S_ISVTX)
+    if name == "chmod" and "setgid-dir" in OFF and op[2] & stat.S_ISGID:
+        return not any(p == op[1] and t == "-" for p, t in paths)
     if name == "mkfifo":
         return "fifo" in OFF
     if name == "symlink":
@@ -860,7 +875,9 @@ def run_seed(seed, args, ops_override=None):
     except Mismatch as e:
         report.append(str(e))
     except Exception as e:  # noqa: BLE001 - a broken harness fails the seed
-        report.append("error: %r" % e)
+        import traceback
+        report.append("error: %r at %s" % (e, " <- ".join(
+            "%s:%d" % (f.name, f.lineno) for f in reversed(traceback.extract_tb(e.__traceback__)))))
     finally:
         for w in workers.values():
             w.close()
