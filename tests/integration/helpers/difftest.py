@@ -528,17 +528,16 @@ def run(cmd, timeout=30):
         return 124, "timed out: " + " ".join(cmd)
 
 
-def umount(mnt, fuse=False):
-    """Unmounts one of our mounts by path; aborts a stuck FUSE connection."""
+def umount(mnt, fuse=False, proc=None):
+    """Unmounts one of our mounts by path. A FUSE mount whose daemon does not
+    answer: abort its connection, kill the daemon we started (by pid), then
+    unmount, lazily if need be."""
     if not is_mounted(mnt):
         return True
-    rc, _ = run(["umount", mnt], 20)
+    rc, _ = run(["umount", mnt], 10)
     if rc == 0:
         return True
     if fuse:
-        rc, _ = run(["fusermount3", "-u", mnt], 20)
-        if rc == 0:
-            return True
         conn = fuse_conn_of(mnt)
         if conn:
             try:
@@ -546,7 +545,13 @@ def umount(mnt, fuse=False):
                     f.write("1")
             except OSError:
                 pass
-    run(["umount", "-l", mnt], 20)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        rc, _ = run(["umount", mnt], 10)
+        if rc == 0:
+            return True
+    run(["umount", "-l", mnt], 10)
     return not is_mounted(mnt)
 
 
@@ -609,7 +614,7 @@ class Mount:
         raise RuntimeError("unionfs did not mount in 3s")
 
     def umount(self):
-        ok = umount(self.mnt, self.kind == "ufs")
+        ok = umount(self.mnt, self.kind == "ufs", self.proc)
         if self.proc:
             try:
                 self.proc.wait(10)
