@@ -1020,8 +1020,9 @@ def main():
     ap.add_argument("--minimize-tries", type=int, default=200)
     ap.add_argument("--replay", help="a JSON file of ops (from --keep) to run instead")
     ap.add_argument("--tmp", default=None, help="where to make scratch dirs")
-    ap.add_argument("--without", default="",
-                    help="comma-separated parts to leave out: " + ", ".join(FEATURES))
+    ap.add_argument("--without", default=os.environ.get("DIFFTEST_WITHOUT", ""),
+                    help="comma-separated parts to leave out (default: $DIFFTEST_WITHOUT): " +
+                    ", ".join(FEATURES))
     ap.add_argument("-v", "--verbose", action="store_true", help="print every op and result")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
@@ -1044,6 +1045,12 @@ def main():
         with open(args.replay) as f:
             replay = json.load(f)
     seeds = parse_seeds(args.seeds)
+    # A private copy of the daemon: a rebuild during a long run must not
+    # swap the binary under us (or leave it half-written when we start one).
+    bindir = tempfile.mkdtemp(prefix="difftest.bin.", dir=args.tmp)
+    atexit.register(shutil.rmtree, bindir, True)
+    shutil.copy2(os.path.join(args.build, "unionfs"), os.path.join(bindir, "unionfs"))
+    args.build = bindir
     npass = nfail = 0
     for seed in seeds:
         t0 = time.time()
