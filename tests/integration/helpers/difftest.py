@@ -365,6 +365,11 @@ def mtime_key(ns):
     return "now" if ns >= PAST_LIMIT_NS else ns
 
 
+class SnapError(Exception):
+    def __repr__(self):
+        return str(self)
+
+
 def snapshot(root, compat=False):
     """Every object under root: path -> record; plus hard-link groups."""
     out = {}
@@ -374,6 +379,12 @@ def snapshot(root, compat=False):
         names = sorted(os.listdir(p))
         for n in names:
             r = os.path.join(rel, n) if rel else n
+            try:
+                snap_one(r)
+            except OSError as e:
+                raise SnapError("%s: %s" % (r, errno.errorcode.get(e.errno, e.errno))) from None
+
+    def snap_one(r):
             q = os.path.join(root, r)
             st = os.lstat(q)
             rec = {"type": stat.filemode(st.st_mode)[0], "mode": oct(st.st_mode & 0o7777),
@@ -776,7 +787,8 @@ def compare_trees(ovl, ufs, what, compat=False):
     a = ovl.call("snapshot", compat, TREE_TIMEOUT)
     b = ufs.call("snapshot", compat, TREE_TIMEOUT)
     if a[0] != "ok" or b[0] != "ok":
-        raise Mismatch("%s: snapshot failed: overlay %s, unionfs %s" % (what, a, b))
+        raise Mismatch("%s: listing the tree failed: overlay %s, unionfs %s" % (
+            what, "ok" if a[0] == "ok" else a[1], "ok" if b[0] == "ok" else b[1]))
     d = diff_trees(a[1], b[1])
     if d:
         raise Mismatch("%s: trees differ:\n%s" % (what, "\n".join(d)))
@@ -961,6 +973,8 @@ def failure_key(report):
             phase = line.split(":")[0]
             phase = "ops" if phase.startswith("after") and "remount" not in phase else phase
             return "trees differ in %s: %s" % (phase, sorted(fields))
+        if "listing the tree failed" in line:
+            return "listing failed: " + line.split("unionfs ")[-1].split("\n")[0].split(": ")[-1]
         if not line.startswith(("note:", "kept:", "  ")):
             return line.split(":")[0]
     return None
