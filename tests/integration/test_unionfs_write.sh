@@ -11,7 +11,7 @@
 # --without and each prints a skip line; UT_STRICT=1 keeps them all in.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-SEEDS=${UT_SEEDS:-1-60}
+SEEDS=${UT_SEEDS:-1-40}
 OPS=${UT_OPS:-150}
 
 # Known bugs (see the notes of issue 4): the generator part each one needs.
