@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,9 +27,32 @@
 #include "unionfs/workdir.h"
 #include "unionfs/xattr.h"
 
+static int publish(struct node *node, const struct layer_set *old, int upper_fd);
+
 bool copyup_done(const struct unionfs *fs, const struct node *node)
 {
-	return !fs->read_only && node_layers(node)->v[0].branch == 0;
+	const struct layer_set *set = node_layers(node);
+
+	return !fs->read_only && set->v[0].branch == 0 && !set->unnamed;
+}
+
+void copyup_index_name(uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, "%016llx", (unsigned long long)ino);
+}
+
+/* Another name of this hard-link group was copied up already: link that inode here. */
+static int link_from_index(struct unionfs *fs, struct node *node, int parent_fd)
+{
+	char index_name[32];
+	int r;
+
+	copyup_index_name(node->ino, index_name, sizeof(index_name));
+	r = RET_NERRNO(linkat(fs->index_fd, index_name, parent_fd, node->name, 0));
+	if (r < 0)
+		return r;
+	r = RET_NERRNO(openat(parent_fd, node->name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+	return r < 0 ? r : publish(node, node_layers(node), r);
 }
 
 const char *copyup_origin_xattr(const struct unionfs *fs)
@@ -151,6 +175,12 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 		return src_fd;
 	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		r = link_from_index(fs, node, parent_fd);
+		if (r != -ENOENT)
+			return r < 0 ? r : (dir_listing_invalidate(node->parent), 0);
+		with_data = true; /* other names will see this copy: it must be whole */
+	}
 	workdir_temp_name(fs, tmp, sizeof(tmp));
 	dst = create_copy(src_fd, &st, fs->work_fd, tmp, with_data);
 	if (dst < 0) {
@@ -159,6 +189,11 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 		return dst;
 	}
 	r = finish_copy(fs, node, src_fd, &st, dst);
+	if (r == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		char index_name[32];
+		copyup_index_name(node->ino, index_name, sizeof(index_name));
+		r = RET_NERRNO(linkat(fs->work_fd, tmp, fs->index_fd, index_name, 0));
+	}
 	if (r == 0)
 		r = RET_NERRNO(
 		    renameat2(fs->work_fd, tmp, parent_fd, node->name, RENAME_NOREPLACE));

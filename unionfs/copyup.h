@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct unionfs;
@@ -16,6 +17,9 @@ struct node;
  * -EROFS on a mount without a writable branch.
  */
 int copyup(struct unionfs *fs, struct node *node, bool with_data);
+
+/* The hard-link index entry's name for a node: its st_ino in hex. */
+void copyup_index_name(uint64_t ino, char *buf, size_t size);
 
 /* True when the node's top object is already in the writable branch. */
 bool copyup_done(const struct unionfs *fs, const struct node *node);

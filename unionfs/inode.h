@@ -33,6 +33,11 @@ struct layer_set {
 	 */
 	int parent_fd; /* borrowed from the parent's layers */
 	char *name;
+	/*
+	 * v[0] is a hard-link index entry: a sibling name was copied up, this
+	 * name is still only below. Copy-up then just links it into place.
+	 */
+	bool unnamed;
 	uint16_t n;
 	struct node_layer v[];
 };

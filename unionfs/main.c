@@ -241,7 +241,8 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct unionfs_options o;
-	struct unionfs fs = {.work_fd = -EBADF, .rename_lock = PTHREAD_MUTEX_INITIALIZER};
+	struct unionfs fs = {
+	    .work_fd = -EBADF, .index_fd = -EBADF, .rename_lock = PTHREAD_MUTEX_INITIALIZER};
 	int r;
 
 	log_init("unionfs");
@@ -289,6 +290,7 @@ out:
 	fuse_opt_free_args(&args);
 	branch_table_free(&fs.branches);
 	closep(&fs.work_fd);
+	closep(&fs.index_fd);
 	options_free(&o);
 	return r;
 }

@@ -203,6 +203,15 @@ static int open_lower_dirs(struct unionfs *fs, const struct found *f, const char
 	return 0;
 }
 
+/* A lower file one of whose hard links was copied up: the index holds that copy. */
+static int open_index_entry(struct unionfs *fs, uint64_t ino)
+{
+	char name[32];
+
+	copyup_index_name(ino, name, sizeof(name));
+	return RET_NERRNO(openat(fs->index_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+}
+
 static int make_node(struct unionfs *fs, struct node *dir, const char *name, struct found *f,
 		     uint64_t ino, struct node **out)
 {
@@ -211,10 +220,15 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 	struct layer_set *set = layer_set_new(max);
 	struct node *node;
 	int r;
+	uint16_t branch = f->parent->branch;
 
 	if (!set)
 		return -ENOMEM;
-	if (!is_dir && (f->parent->branch != 0 || fs->read_only)) {
+	if (!is_dir && branch != 0 && !fs->read_only && f->st.st_nlink > 1 &&
+	    (r = open_index_entry(fs, ino)) >= 0) {
+		set->unnamed = true;
+		branch = 0;
+	} else if (!is_dir && (branch != 0 || fs->read_only)) {
 		/* Reached through its directory when needed: see struct layer_set. */
 		set->parent_fd = f->parent->fd;
 		set->name = strdup(name);
@@ -224,7 +238,7 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 	}
 	if (r < 0 && r != -EBADF)
 		goto fail;
-	set->v[set->n++] = (struct node_layer){.fd = r, .branch = f->parent->branch};
+	set->v[set->n++] = (struct node_layer){.fd = r, .branch = branch};
 	r = is_dir ? open_lower_dirs(fs, f, name, set) : 0;
 	if (r < 0)
 		goto fail;
@@ -261,6 +275,11 @@ int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct 
 		node = node_table_insert(&fs->nodes, node);
 	}
 	*st = f.st;
+	/* A hard link found below whose group was copied up shows the copy. */
+	if (node_layers(node)->v[0].branch != f.parent->branch && (r = node_stat(node, st)) < 0) {
+		node_forget(&fs->nodes, node, 1);
+		goto out;
+	}
 	report_attr(node_layers(node), st);
 	st->st_ino = node->ino;
 	*out = node;

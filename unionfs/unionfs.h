@@ -22,8 +22,9 @@ struct unionfs {
 	bool volatile_mode; /* skip fsyncs, as overlayfs's volatile */
 	bool metacopy;
 	bool debug;
-	bool privileged;	     /* root: trusted.* xattrs, mknod whiteouts, chown */
-	int work_fd;		     /* our work dir, -EBADF on read-only mounts */
+	bool privileged; /* root: trusted.* xattrs, mknod whiteouts, chown */
+	int index_fd;	 /* hard-link index: one name per copied-up multiply-linked file */
+	int work_fd;	 /* our work dir, -EBADF on read-only mounts */
 	pthread_mutex_t rename_lock; /* renames one at a time: they read and change paths */
 	unsigned long work_counter;
 };

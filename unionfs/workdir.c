@@ -66,11 +66,16 @@ int workdir_setup(struct unionfs *fs, const char *workdir)
 		if (base < 0)
 			return base;
 		fd = open_own_dir(base, WORKDIR_OWN_NAME);
+		fs->index_fd = open_own_dir(base, WORKDIR_INDEX_NAME);
 	} else {
 		fd = open_own_dir(fs->branches.v[0].fd, WORKDIR_HIDDEN_NAME);
+		fs->index_fd = open_own_dir(fs->branches.v[0].fd, WORKDIR_HIDDEN_INDEX_NAME);
 	}
-	if (fd < 0)
-		return fd;
+	if (fd < 0 || fs->index_fd < 0) {
+		r = fd < 0 ? fd : fs->index_fd;
+		closep(&fd);
+		return r;
+	}
 	r = clean_leftovers(fd);
 	if (r < 0) {
 		close(fd);

@@ -11,10 +11,13 @@
 
 #define WORKDIR_OWN_NAME "unionfs"
 #define WORKDIR_HIDDEN_NAME ".wh..wh.unionfs"
+/* The hard-link index beside it (kept across mounts, unlike the work dir's contents). */
+#define WORKDIR_INDEX_NAME "unionfs-index"
+#define WORKDIR_HIDDEN_INDEX_NAME ".wh..wh.unionfs-index"
 
 struct unionfs;
 
-/* Creates (or cleans) our work dir and stores its fd in fs->work_fd. */
+/* Creates (or cleans) our work dir and opens the index: fs->work_fd, fs->index_fd. */
 int workdir_setup(struct unionfs *fs, const char *workdir);
 
 /* A fresh temporary name inside the work dir. */
