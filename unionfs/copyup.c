@@ -162,6 +162,23 @@ static int keepable_fd(int dst, mode_t type)
 	return RET_NERRNO(open(path_fd_proc(dst, proc, sizeof(proc)), O_PATH | O_CLOEXEC));
 }
 
+/* Puts the copy in place; a copy-up is not a change of its parent, so its times stay (as
+ * overlayfs). */
+static int rename_keeping_parent_times(int work_fd, const char *tmp, int parent_fd,
+				       const char *name)
+{
+	struct stat parent;
+	struct timespec times[2];
+
+	if (fstat(parent_fd, &parent) < 0)
+		return -errno;
+	if (renameat2(work_fd, tmp, parent_fd, name, RENAME_NOREPLACE) < 0)
+		return -errno;
+	times[0] = parent.st_atim;
+	times[1] = parent.st_mtim;
+	return RET_NERRNO(futimens(parent_fd, times));
+}
+
 static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 {
 	const struct layer_set *old = node_layers(node);
@@ -195,8 +212,7 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 		r = RET_NERRNO(linkat(fs->work_fd, tmp, fs->index_fd, index_name, 0));
 	}
 	if (r == 0)
-		r = RET_NERRNO(
-		    renameat2(fs->work_fd, tmp, parent_fd, node->name, RENAME_NOREPLACE));
+		r = rename_keeping_parent_times(fs->work_fd, tmp, parent_fd, node->name);
 	if (r < 0) {
 		path_remove_tree(fs->work_fd, tmp);
 		return r;

@@ -31,17 +31,23 @@ int dir_upper_fd(struct unionfs *fs, struct node *dir)
 	return r < 0 ? r : node_fd(dir);
 }
 
-/* True when a branch below the writable one has name in dir (whiteouts aside). */
+/* True when name in dir is visible from the branches below the writable one. */
 bool dir_name_in_lower(const struct node *dir, const char *name)
 {
 	const struct layer_set *set = node_layers(dir);
+	char aufs[NAME_MAX + WHITEOUT_AUFS_PREFIX_LEN + 1];
 	struct stat st;
 
-	for (uint16_t i = 0; i < set->n; i++)
-		if (set->v[i].branch != 0 &&
-		    fstatat(set->v[i].fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    !whiteout_is_overlay(&st))
-			return true;
+	snprintf(aufs, sizeof(aufs), WHITEOUT_AUFS_PREFIX "%s", name);
+	/* The top-most lower layer that knows the name decides: a whiteout there hides the rest. */
+	for (uint16_t i = 0; i < set->n; i++) {
+		if (set->v[i].branch == 0)
+			continue;
+		if (fstatat(set->v[i].fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return !whiteout_is_overlay(&st);
+		if (faccessat(set->v[i].fd, aufs, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return false;
+	}
 	return false;
 }
 
@@ -71,19 +77,25 @@ static int make_at(int dirfd, const char *name, const struct new_object *obj, in
 static int set_owner(struct unionfs *fs, int parent_fd, int dirfd, const char *name,
 		     const struct new_object *obj, const struct creds *creds)
 {
-	struct stat parent;
+	mode_t mode = obj->mode & 07777;
 	gid_t gid = creds->gid;
+	struct stat parent;
 
-	if (!fs->privileged)
-		return 0;
 	if (fstat(parent_fd, &parent) < 0)
 		return -errno;
-	if (parent.st_mode & S_ISGID)
-		gid = (gid_t)-1;
-	if (fchownat(dirfd, name, creds->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+	/* Built in the work dir, the object did not inherit from a setgid parent: give it here. */
+	if (parent.st_mode & S_ISGID) {
+		gid = parent.st_gid;
+		if (S_ISDIR(obj->mode))
+			mode |= S_ISGID;
+	}
+	/* As the kernel does: no setgid file for a group its creator is not in. */
+	if (!S_ISDIR(obj->mode) && (mode & S_ISGID) && creds->uid != 0 && gid != creds->gid)
+		mode &= ~S_ISGID;
+	if (fs->privileged && fchownat(dirfd, name, creds->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (!S_ISLNK(obj->mode) && (obj->mode & 07000) &&
-	    fchmodat(dirfd, name, obj->mode & 07777, 0) < 0)
+	/* chown clears setuid/setgid: set the mode again. */
+	if (!S_ISLNK(obj->mode) && (mode & 07000) && fchmodat(dirfd, name, mode, 0) < 0)
 		return -errno;
 	return 0;
 }

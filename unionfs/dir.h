@@ -36,7 +36,7 @@ int dir_unlink(struct unionfs *fs, struct node *dir, const char *name);
 int dir_rmdir(struct unionfs *fs, struct node *dir, const char *name);
 /* The writable branch's fd of dir, copying it up first if needed. */
 int dir_upper_fd(struct unionfs *fs, struct node *dir);
-/* True when a branch below the writable one has name in dir (whiteouts aside). */
+/* True when name in dir is visible from the branches below the writable one. */
 bool dir_name_in_lower(const struct node *dir, const char *name);
 /* 0 when the merged directory shows no entries, -ENOTEMPTY otherwise. */
 int dir_is_empty(struct node *dir);

@@ -17,10 +17,7 @@ OPS=${UT_OPS:-150}
 # Known bugs (see the notes of issue 4): the generator part each one needs.
 declare -A KNOWN=(
 	[lower-hardlinks]="hard links in lower trees: nlink not kept in step with the kernel after copy-up or unlink of one name; EIO on a name after another was unlinked"
-	[lower-whiteout]="whiteouts in a lower layer: creating a name a lower whiteout hides fails EEXIST"
 	[truncate-path]="truncate(2) to the current size of a lower file does not update mtime"
-	[mkdir-sticky]="mkdir with S_ISVTX in a setgid dir loses the inherited setgid bit"
-	[setgid-dir]="an object created over a whiteout in a setgid dir gets gid 0 and (dirs) no setgid bit"
 	[lower-opaque]="after a remount, a dir renamed out of a lower opaque dir shows what the opaque dir hid"
 )
 without=""
