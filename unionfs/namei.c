@@ -168,6 +168,25 @@ static int open_next_dir(struct unionfs *fs, const struct found *f, const char *
 	return -ENOENT;
 }
 
+/* 1 when a directory on the way to path (path itself aside) is opaque in that branch. */
+static int opaque_on_path(int root_fd, const char *path)
+{
+	char prefix[PATH_MAX];
+	const char *slash = path;
+	int r = 0;
+
+	while (r == 0 && (slash = strchr(slash, '/'))) {
+		_cleanup_close_ int fd = -EBADF;
+		snprintf(prefix, sizeof(prefix), "%.*s", (int)(slash - path), path);
+		slash++;
+		fd = path_open_beneath(root_fd, prefix, O_RDONLY | O_DIRECTORY, 0, false);
+		if (fd < 0)
+			return 0;
+		r = whiteout_dir_is_opaque(fd);
+	}
+	return r;
+}
+
 /*
  * Collects the lower directories merged under a directory whose top-most
  * object is set->v[0], layer by layer: an opaque one ends the merge, a
@@ -199,6 +218,9 @@ static int open_lower_dirs(struct unionfs *fs, const struct found *f, const char
 		if (fd < 0)
 			return fd;
 		set->v[set->n++] = (struct node_layer){.fd = fd, .branch = branch};
+		/* Found by path: an opaque directory on the way hides what lies below it. */
+		if (path && (r = opaque_on_path(fs->branches.v[branch].fd, path)) != 0)
+			return r < 0 ? r : 0;
 	}
 	return 0;
 }

@@ -15,7 +15,7 @@ t_begin
 STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
 # Known unionfs bugs (see the notes of issue 4); each name is one check.
-KNOWN_BUGS=" hardlink-nlink redirect-opaque "
+KNOWN_BUGS=" hardlink-nlink "
 skip() { echo "skip - ${1%%:*}: known bug, see notes (${1#*: })"; }
 # known NAME: true when NAME is a known bug to skip (not under UT_STRICT=1).
 known() { [ -z "${UT_STRICT:-}" ] && [[ "$KNOWN_BUGS" == *" $1 "* ]]; }

@@ -18,7 +18,6 @@ OPS=${UT_OPS:-150}
 declare -A KNOWN=(
 	[lower-hardlinks]="hard links in lower trees: nlink not kept in step with the kernel after copy-up or unlink of one name; EIO on a name after another was unlinked"
 	[truncate-path]="truncate(2) to the current size of a lower file does not update mtime"
-	[lower-opaque]="after a remount, a dir renamed out of a lower opaque dir shows what the opaque dir hid"
 )
 without=""
 if [ -z "${UT_STRICT:-}" ]; then
