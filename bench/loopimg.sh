@@ -198,6 +198,13 @@ STEPS=" ${LOOPIMG_BENCH_STEPS:-pack digest attach} "
 	echo "(/usr/bin/time); every image is e2fsck -fn clean unless noted. One run each, same machine,"
 	echo "same session; other jobs may have been running."
 	echo
+	echo "Every pack starts cold (the source tree's pages dropped with POSIX_FADV_DONTNEED)."
+	echo "mke2fs and genext2fs get 25% more room than loopimg's auto-sized image (mke2fs"
+	echo "adds a journal and 5% reserved blocks); \"on disk\" is du. The attach+detach"
+	echo "figures of both CLIs are dominated by starting a process on this VM (about 3-5 ms);"
+	echo "the API row is what layerctl pays. The cold digest reads a sparse image, so holes"
+	echo "are read without I/O: compare it with dd iflag=direct of the same file."
+	echo
 	echo "| step | wall s | CPU s | size / rate | notes |"
 	echo "|---|---|---|---|---|"
 	printf '%s\n' "${ROWS[@]}"

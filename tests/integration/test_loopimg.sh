@@ -103,6 +103,9 @@ make_rich_tree() {
 	truncate -s 1G "$s/sparse"
 	printf 'data' | dd of="$s/sparse" bs=1 seek=500000000 conv=notrunc status=none
 	printf 'tail' | dd of="$s/sparse" bs=1 seek=1073741820 conv=notrunc status=none
+	# Twelve data islands: more extents than the inode holds, so an extent tree block.
+	truncate -s 200M "$s/islands"
+	for i in $(seq 0 11); do printf 'island %d' "$i" | dd of="$s/islands" bs=1 seek=$((i * 16 << 20)) conv=notrunc status=none; done
 	ln "$s/file" "$s/dir/hardlink"
 	ln -s file "$s/fastlink"
 	ln -s "$(printf 'long/%.0s' {1..40})target" "$s/longlink"
@@ -143,6 +146,8 @@ check "pack a rich tree" "$LOOPIMG" pack "$SRC" "$IMG"
 if fsck_clean "$IMG"; then pass "e2fsck -fn reports the image clean"; else fail "e2fsck -fn reports the image clean"; fi
 check_eq "the 20k-entry directory is indexed" "yes" \
 	"$(debugfs -R 'stat /big20k' "$IMG" 2>/dev/null | grep -q 'Flags:.*0x81000' && echo yes || echo no)"
+check_eq "the 12-island file has an extent tree block" "12" \
+	"$(debugfs -R 'ex /islands' "$IMG" 2>/dev/null | grep -c '^ 1/ 1')"
 t_track_mount "$MNT"
 DEV=$(timeout 30 "$LOOPIMG" mount -r "$IMG" "$MNT")
 check "mount -r the image" mountpoint -q "$MNT"
