@@ -212,6 +212,44 @@ tool_mount() {
 	return 1
 }
 
+# tool_mount_rw TOOL LOWERS UPPER WORK [EXTRA]: a writable stack at
+# $(mnt_of TOOL): LOWERS (top first, colon separated) under the upper dir UPPER
+# (WORK: overlay's work dir, on UPPER's file system; unionfs-fuse has none).
+# EXTRA is appended to the -o options (e.g. "volatile"); not for unionfs-fuse.
+# 0 when live.
+tool_mount_rw() {
+	local tool=$1 lowers=$2 upper=$3 work=$4 extra=${5:+,$5} mp rc=1
+	mp=$(mnt_of "$tool")
+	is_mounted "$mp" && tool_umount "$mp" force
+	mkdir -p "$mp"
+	local to="timeout -k 5 $BENCH_MOUNT_TIMEOUT" o="lowerdir=$lowers,upperdir=$upper,workdir=$work$extra"
+	case $tool in
+	overlay)
+		$to mount -t overlay overlay -o "$o" "$mp" 2>"$BENCH_OUT/mount-$tool.err"; rc=$? ;;
+	unionfs)
+		# our own, always by path (Debian's unionfs-fuse owns /usr/bin/unionfs)
+		$to "$BUILD/unionfs" -o "$o" "$mp" 2>"$BENCH_OUT/mount-$tool.err"; rc=$? ;;
+	fuse-overlayfs)
+		$to "$FUSE_OVERLAYFS_BIN" -o "$o" "$mp" 2>"$BENCH_OUT/mount-$tool.err"; rc=$? ;;
+	unionfs-fuse)
+		local br="$upper=RW" l
+		local -a ls
+		IFS=: read -r -a ls <<<"$lowers"
+		for l in "${ls[@]}"; do br="$br:$l=RO"; done
+		$to "$UNIONFS_FUSE_BIN" -o cow "$br" "$mp" 2>"$BENCH_OUT/mount-$tool.err"; rc=$? ;;
+	esac
+	if [ $rc = 0 ]; then
+		local i
+		for i in $(seq 50); do is_mounted "$mp" && break; sleep 0.1; done
+		if is_mounted "$mp" && timeout -k 2 10 stat "$mp/" >/dev/null 2>&1; then
+			return 0
+		fi
+	fi
+	log "$tool: read-write mount failed (rc=$rc): $(head -c 300 "$BENCH_OUT/mount-$tool.err" 2>/dev/null | tr '\n' ' ')"
+	tool_umount "$mp"
+	return 1
+}
+
 # ---------- recording ----------
 
 suite_begin() { # SUITE TITLE
