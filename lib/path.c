@@ -354,3 +354,36 @@ char *path_fd_proc(int fd, char *buf, size_t size)
 	snprintf(buf, size, "/proc/self/fd/%d", fd);
 	return buf;
 }
+
+int path_empty_dir(int dirfd)
+{
+	_cleanup_close_ int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char buf[8192] __attribute__((aligned(8)));
+	bool removed;
+	ssize_t n;
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	do {
+		/* Entries removed while reading may be skipped: read again until a pass removes none. */
+		removed = false;
+		if (lseek(fd, 0, SEEK_SET) < 0)
+			return -errno;
+		while ((n = getdents64(fd, buf, sizeof(buf))) > 0) {
+			for (ssize_t off = 0; off < n;) {
+				struct dirent64 *d = (struct dirent64 *)(buf + off);
+				off += d->d_reclen;
+				if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+					continue;
+				r = path_remove_tree(fd, d->d_name);
+				if (r < 0)
+					return r;
+				removed = true;
+			}
+		}
+		if (n < 0)
+			return -errno;
+	} while (removed);
+	return 0;
+}

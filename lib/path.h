@@ -29,6 +29,9 @@ int path_mkdir_beneath(int dirfd, const char *path, mode_t mode);
  */
 int path_remove_tree(int dirfd, const char *name);
 
+/* Removes everything inside the directory dirfd (which stays), never following symlinks. */
+int path_empty_dir(int dirfd);
+
 /* Joins a and b with one '/' into a new string; NULL when out of memory. */
 char *path_join(const char *a, const char *b);
 

@@ -89,31 +89,11 @@ static int apply_fixup(struct unionfs *fs, struct node *node, const struct dir_f
 
 /* An upper dir that looks empty may still hold whiteouts: remove them so rename(2) can replace it.
  */
-static int clear_upper_dir(struct unionfs *fs, struct node *dir)
+static int clear_upper_dir(struct node *dir)
 {
 	const struct layer_set *set = node_layers(dir);
-	_cleanup_close_ int fd = -EBADF;
-	char buf[4096] __attribute__((aligned(8)));
-	ssize_t n;
-	int r;
 
-	if (set->v[0].branch != 0)
-		return 0;
-	fd = RET_NERRNO(openat(set->v[0].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	if (fd < 0)
-		return fd;
-	while ((n = getdents64(fd, buf, sizeof(buf))) > 0) {
-		for (ssize_t off = 0; off < n;) {
-			struct dirent64 *d = (struct dirent64 *)(buf + off);
-			off += d->d_reclen;
-			if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-				continue;
-			r = path_remove_tree(fd, d->d_name);
-			if (r < 0)
-				return r;
-		}
-	}
-	return n < 0 ? -errno : 0;
+	return set->v[0].branch == 0 ? path_empty_dir(set->v[0].fd) : 0;
 }
 
 struct rename_op {
@@ -146,7 +126,7 @@ static int move_replacing(struct unionfs *fs, struct rename_op *op)
 			     whiteout_is_overlay(&st);
 	int r;
 
-	if (op->dst && S_ISDIR(op->dst->type) && (r = clear_upper_dir(fs, op->dst)) < 0)
+	if (op->dst && S_ISDIR(op->dst->type) && (r = clear_upper_dir(op->dst)) < 0)
 		return r;
 	if (S_ISDIR(op->src->type) && over_whiteout) {
 		/* A directory cannot replace a device node: swap, and the whiteout lands at the old

@@ -21,41 +21,6 @@ static int open_own_dir(int base_fd, const char *name)
 	return RET_NERRNO(openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 }
 
-/* Removes everything a crashed daemon left in our work dir. */
-static int clean_leftovers(int work_fd)
-{
-	_cleanup_close_ int fd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char buf[8192] __attribute__((aligned(8)));
-	bool removed;
-	ssize_t n;
-	int r;
-
-	if (fd < 0)
-		return -errno;
-	do {
-		/* Entries removed while reading may be skipped: read again until a pass removes
-		 * none. */
-		removed = false;
-		if (lseek(fd, 0, SEEK_SET) < 0)
-			return -errno;
-		while ((n = getdents64(fd, buf, sizeof(buf))) > 0) {
-			for (ssize_t off = 0; off < n;) {
-				struct dirent64 *d = (struct dirent64 *)(buf + off);
-				off += d->d_reclen;
-				if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-					continue;
-				r = path_remove_tree(work_fd, d->d_name);
-				if (r < 0)
-					return r;
-				removed = true;
-			}
-		}
-		if (n < 0)
-			return -errno;
-	} while (removed);
-	return 0;
-}
-
 int workdir_setup(struct unionfs *fs, const char *workdir)
 {
 	_cleanup_close_ int base = -EBADF;
@@ -76,7 +41,7 @@ int workdir_setup(struct unionfs *fs, const char *workdir)
 		closep(&fd);
 		return r;
 	}
-	r = clean_leftovers(fd);
+	r = path_empty_dir(fd); /* what a crashed daemon left */
 	if (r < 0) {
 		close(fd);
 		return r;

@@ -266,6 +266,27 @@ START_TEST(test_remove_tree)
 }
 END_TEST
 
+/* Emptying keeps the directory, follows no symlink, and gets entries a single pass may skip. */
+START_TEST(test_empty_dir)
+{
+	char name[128];
+	struct stat st;
+	int fd;
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "root/dir/a-rather-long-name-to-fill-dirent-buffers-%04d", i);
+		fd = open(name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
+	ck_assert_int_eq(path_empty_dir(root_fd), 0);
+	ck_assert_int_eq(stat("root", &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(rmdir("root"), 0); /* only an empty directory goes by rmdir */
+	ck_assert_int_eq(access("outside/secret", F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_remove_tree_paths)
 {
 	ck_assert_int_eq(path_mkdir_beneath(root_fd, "x/y/z", 0), 0);
@@ -417,6 +438,7 @@ static Suite *path_suite(void)
 	tcase_add_test(fs, test_mkdir_refuses);
 	tcase_add_test(fs, test_remove_tree);
 	tcase_add_test(fs, test_remove_tree_paths);
+	tcase_add_test(fs, test_empty_dir);
 	tcase_add_test(fs, test_remove_deep_tree);
 	tcase_add_test(fs, test_remove_wide_deep_tree);
 	tcase_add_test(fs, test_remove_tree_stops_at_mounts);
