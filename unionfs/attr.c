@@ -95,6 +95,23 @@ static int set_size(int fd, off_t size, int write_fd)
 	return RET_NERRNO(truncate(path_fd_proc(fd, proc, sizeof(proc)), size));
 }
 
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* True (with *cur filled) when to_set only sets atime/mtime to the values they have. */
+static bool times_unchanged(struct unionfs *fs, struct node *node, const struct stat *attr,
+			    unsigned to_set, struct stat *cur)
+{
+	if (to_set & ~(ATTR_SET_ATIME | ATTR_SET_MTIME))
+		return false;
+	if (namei_getattr(fs, node, cur) < 0)
+		return false;
+	return (!(to_set & ATTR_SET_ATIME) || same_time(&attr->st_atim, &cur->st_atim)) &&
+	       (!(to_set & ATTR_SET_MTIME) || same_time(&attr->st_mtim, &cur->st_mtim));
+}
+
 int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr, unsigned to_set,
 		 int write_fd, struct stat *out)
 {
@@ -102,6 +119,12 @@ int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr,
 	char proc[32];
 	int fd, r;
 
+	/*
+	 * With the writeback cache the kernel flushes its cached times, unchanged,
+	 * also after an unlink: that must not copy up the file just deleted.
+	 */
+	if (!copyup_done(fs, node) && times_unchanged(fs, node, attr, to_set, out))
+		return 0;
 	r = copyup(fs, node, data);
 	if (r < 0)
 		return r;

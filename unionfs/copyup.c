@@ -123,7 +123,9 @@ static int finish_copy(struct unionfs *fs, struct node *node, int src_fd, const 
 	r = xattr_set_fd(dst, copyup_origin_xattr(fs), &node->ino, sizeof(node->ino), 0);
 	if (r < 0 && !S_ISLNK(st->st_mode))
 		return r;
-	if (!fs->volatile_mode && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) && fsync(dst) < 0)
+	/* File data, as overlayfs: a directory's entries are ordered by the file system's journal.
+	 */
+	if (!fs->volatile_mode && S_ISREG(st->st_mode) && fsync(dst) < 0)
 		return -errno;
 	return 0;
 }

@@ -330,4 +330,18 @@ for pct in 10 50 90; do
 done
 check_eq "the big lower file is untouched" "$big_sum" "$(sha256sum <"$BL/big" | cut -d' ' -f1)"
 rm -rf "$BL" "$BU"
+
+# Deleting lower files copies none of them up, and a sync after it succeeds
+# (the kernel's writeback cache flushes the deleted inodes' times: that once
+# copied each file up and made syncfs fail with EEXIST).
+DL=$T_TMP/del-lower DU=$T_TMP/del-upper DW=$T_TMP/del-work DM=$T_TMP/del-mnt
+mkdir -p "$DL/sub/d" "$DU" "$DW" "$DM"
+for i in $(seq 1 32); do head -c 4096 /dev/urandom >"$DL/sub/d/f$i"; done
+if check_fn "mount for the delete test" mount_unionfs "$DM" -o "lowerdir=$DL,upperdir=$DU,workdir=$DW"; then
+	check "rm -rf of a lower dir" rm -rf "$DM/sub/d"
+	check "sync -f after deleting lower files" sync -f "$DM"
+	check_eq "deleting copied no file up" "0" "$(find "$DU" -type f | wc -l)"
+	check_eq "the deleted dir is a whiteout" "c" "$(stat -c %F "$DU/sub/d" 2>/dev/null | cut -c1)"
+	T umount "$DM"
+fi
 t_summary
