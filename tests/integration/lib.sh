@@ -42,6 +42,38 @@ check_fails() {
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ]; then pass "$desc"; else fail "$desc (exit $rc)"; fi
 }
 
+# check_fn DESC FUNCTION ARGS...: check for shell functions (check runs
+# programs only, under timeout; each function bounds its own steps).
+check_fn() {
+	local desc=$1; shift
+	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
+}
+
+# compare DESC EXPECTED_FILE ACTUAL_FILE: passes when the files are equal and
+# the expectation is not empty; shows the start of the diff otherwise.
+compare() {
+	local desc=$1 exp=$2 got=$3
+	if [ ! -s "$exp" ]; then
+		fail "$desc (reference output is empty)"
+	elif diff -u "$exp" "$got" >"$T_TMP/diff.out" 2>&1; then
+		pass "$desc"
+	else
+		fail "$desc (diff expected→got below)"
+		head -n 60 "$T_TMP/diff.out" | sed 's/^/    /'
+	fi
+}
+
+# daemons_of DIR: "pid cmdline" of every unionfs process whose command line
+# names a path under DIR (read from /proc: no procps needed).
+daemons_of() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+		[[ "$cmd" == "$UNIONFS "*" $1/"* || "$cmd" == "$UNIONFS "*"=$1/"* ]] && echo "${p#/proc/} $cmd"
+	done
+	return 0
+}
+
 # Registers a mount point for unmounting at exit (lazy detach if busy).
 t_track_mount() { T_MOUNTS+=("$1"); }
 t_track_loop() { T_LOOPS+=("$1"); }

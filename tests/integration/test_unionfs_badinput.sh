@@ -11,20 +11,6 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 HINT="Try 'unionfs --help' for more information."
 
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
-# daemons_of DIR: "pid cmdline" of every unionfs process whose command line
-# names a path under DIR (read from /proc: no procps needed).
-daemons_of() {
-	local p cmd
-	for p in /proc/[0-9]*; do
-		cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
-		[[ "$cmd" == "$UNIONFS "*" $1/"* || "$cmd" == "$UNIONFS "*"=$1/"* ]] && echo "${p#/proc/} $cmd"
-	done
-	return 0
-}
-check_fn() { # check for shell functions
-	local desc=$1; shift
-	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
-}
 
 A=$T_TMP/A B=$T_TMP/B U=$T_TMP/U W=$T_TMP/W F=$T_TMP/file L=$T_TMP/linkA
 mkdir -p "$A/sub" "$B/sub" "$U/sub" "$W" && echo a >"$A/a" && echo f >"$F" && ln -s A "$L"

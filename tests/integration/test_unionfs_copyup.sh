@@ -19,12 +19,6 @@ KNOWN_BUGS=" hardlink-nlink "
 skip() { echo "skip - ${1%%:*}: known bug, see notes (${1#*: })"; }
 # known NAME: true when NAME is a known bug to skip (not under UT_STRICT=1).
 known() { [ -z "${UT_STRICT:-}" ] && [[ "$KNOWN_BUGS" == *" $1 "* ]]; }
-# check_fn DESC FUNCTION ARGS...: check for shell functions (lib.sh's check
-# runs programs only; each function bounds its own steps with timeouts).
-check_fn() {
-	local desc=$1; shift
-	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
-}
 # check_eq_known NAME DESC EXPECTED ACTUAL: check_eq, but a failure of a
 # known bug prints a skip line instead.
 check_eq_known() {

@@ -14,30 +14,6 @@ PROBE=(python3 "$here/helpers/ufs_probe.py")
 STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
-# daemons_of DIR: "pid cmdline" of every unionfs process whose command line
-# names a path under DIR (read from /proc: no procps needed).
-daemons_of() {
-	local p cmd
-	for p in /proc/[0-9]*; do
-		cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
-		[[ "$cmd" == "$UNIONFS "*" $1/"* || "$cmd" == "$UNIONFS "*"=$1/"* ]] && echo "${p#/proc/} $cmd"
-	done
-	return 0
-}
-check_fn() { # check for shell functions
-	local desc=$1; shift
-	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
-}
-compare() { # DESC EXPECTED_FILE ACTUAL_FILE
-	if [ ! -s "$2" ]; then
-		fail "$1 (reference output is empty)"
-	elif diff -u "$2" "$3" >"$T_TMP/diff.out" 2>&1; then
-		pass "$1"
-	else
-		fail "$1 (diff expected→got below)"
-		head -n 40 "$T_TMP/diff.out" | sed 's/^/    /'
-	fi
-}
 # view DIR: the merged view, one line per entry, with a digest of each file.
 view() {
 	T find "$1" -printf '%P\t%y\t%m\t%U\t%G\t%l\t' -exec sh -c \

@@ -20,24 +20,9 @@ T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
 
 # check_fn DESC FUNCTION ARGS...: check for shell functions (each bounds its
 # own steps with timeouts; lib.sh's check can only run programs).
-check_fn() {
-	local desc=$1; shift
-	if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi
-}
 
 # compare DESC EXPECTED_FILE ACTUAL_FILE: passes when both are equal and the
 # expected one is not empty; shows the diff otherwise.
-compare() {
-	local desc=$1 exp=$2 got=$3
-	if [ ! -s "$exp" ]; then
-		fail "$desc (reference output is empty)"
-	elif diff -u "$exp" "$got" >"$T_TMP/diff.out" 2>&1; then
-		pass "$desc"
-	else
-		fail "$desc (diff expected→got below)"
-		head -n 60 "$T_TMP/diff.out" | sed 's/^/    /'
-	fi
-}
 
 # Builds the C helper into $BUILD/tests (never through the Makefile).
 build_dirprobe() {
