@@ -14,6 +14,7 @@
 #include "lib/macro.h"
 #include "unionfs/copyup.h"
 #include "unionfs/inode.h"
+#include "unionfs/passthrough.h"
 #include "unionfs/unionfs.h"
 
 /* What an open passes on to the real file. */
@@ -35,16 +36,16 @@ static int writable_flags(int flags)
 	return flags & ~(O_APPEND | O_CREAT | O_EXCL | O_NOCTTY);
 }
 
-static int open_for_write(struct unionfs *fs, struct node *node, int flags)
+static int open_for_write(struct unionfs *fs, struct node *node, int flags, uint16_t *branch)
 {
 	int r = copyup(fs, node, !(flags & O_TRUNC));
 
-	return r < 0 ? r : node_open(node, writable_flags(flags) & PASSED_FLAGS);
+	return r < 0 ? r : node_open_branch(node, writable_flags(flags) & PASSED_FLAGS, branch);
 }
 
 int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file **out)
 {
-	struct open_file *fh;
+	uint16_t branch;
 	int fd;
 
 	if (!S_ISREG(node->type))
@@ -52,25 +53,42 @@ int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file
 	if (wants_write(flags) && fs->read_only)
 		return -EROFS;
 	if (wants_write(flags))
-		fd = open_for_write(fs, node, flags);
+		fd = open_for_write(fs, node, flags, &branch);
 	else
-		fd = node_open(node, flags & PASSED_FLAGS);
+		fd = node_open_branch(node, flags & PASSED_FLAGS, &branch);
 	if (fd < 0)
 		return fd;
-	fh = malloc(sizeof(*fh));
+	return file_attach(fs, node, fd, branch, out);
+}
+
+int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch,
+		struct open_file **out)
+{
+	struct open_file *fh = malloc(sizeof(*fh));
+	int r;
+
 	if (!fh) {
 		close(fd);
 		return -ENOMEM;
 	}
-	*fh = (struct open_file){.fd = fd, .node = node};
+	*fh = (struct open_file){.fd = fd, .node = node, .backing = -1};
+	r = passthrough_open(fs, node, fd, branch, &fh->backing);
+	if (r < 0) {
+		close(fd);
+		free(fh);
+		return r;
+	}
+	fh->counted = fs->pt.active;
 	*out = fh;
 	return 0;
 }
 
-void file_release(struct open_file *fh)
+void file_release(struct unionfs *fs, struct open_file *fh)
 {
 	if (!fh)
 		return;
+	if (fh->counted)
+		passthrough_release(fs, fh->node);
 	closep(&fh->fd);
 	free(fh);
 }

@@ -12,10 +12,15 @@ struct node;
 struct open_file {
 	int fd;
 	struct node *node;
+	int backing;  /* passthrough backing id, -1: I/O goes through the daemon */
+	bool counted; /* in the node's open count (passthrough.c) */
 };
 
 int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file **out);
-void file_release(struct open_file *fh);
+/* An open file for fd (taken over, closed on error), a file of node's top-most branch. */
+int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch,
+		struct open_file **out);
+void file_release(struct unionfs *fs, struct open_file *fh);
 off_t file_lseek(struct open_file *fh, off_t off, int whence);
 
 int file_fsync(struct unionfs *fs, struct open_file *fh, bool datasync);

@@ -25,15 +25,21 @@ int node_table_init(struct node_table *t)
 	return -pthread_mutex_init(&t->lock, NULL);
 }
 
+static void free_chain(struct node *n)
+{
+	struct node *next;
+
+	for (; n; n = next) {
+		next = n->hash_next;
+		node_free(n);
+	}
+}
+
 void node_table_destroy(struct node_table *t)
 {
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct node *n = t->buckets[i], *next;
-		for (; n; n = next) {
-			next = n->hash_next;
-			node_free(n);
-		}
-	}
+	for (size_t i = 0; i < t->nbuckets; i++)
+		free_chain(t->buckets[i]);
+	free_chain(t->unhashed);
 	free(t->buckets);
 	pthread_mutex_destroy(&t->lock);
 }
@@ -115,13 +121,26 @@ struct node *node_table_insert(struct node_table *t, struct node *node)
 
 static void unlink_locked(struct node_table *t, struct node *node)
 {
-	struct node **p = &t->buckets[bucket_of(t, node->ino)];
+	struct node **p = node->unhashed ? &t->unhashed : &t->buckets[bucket_of(t, node->ino)];
 
 	while (*p && *p != node)
 		p = &(*p)->hash_next;
 	if (*p)
 		*p = node->hash_next;
-	t->count--;
+	if (!node->unhashed)
+		t->count--;
+}
+
+void node_table_unhash(struct node_table *t, struct node *node)
+{
+	pthread_mutex_lock(&t->lock);
+	if (!node->unhashed) {
+		unlink_locked(t, node);
+		node->unhashed = true;
+		node->hash_next = t->unhashed;
+		t->unhashed = node;
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* Frees the node and then each parent that only stayed for its children. */
@@ -185,6 +204,7 @@ struct node *node_new(uint64_t ino, mode_t type, struct node *parent, const char
 	node->type = type;
 	node->parent = parent;
 	node->layers = layers;
+	node->io_backing = -1;
 	pthread_mutex_init(&node->lock, NULL);
 	pthread_mutex_init(&node->copyup_lock, NULL);
 	return node;
@@ -247,9 +267,16 @@ int node_stat(const struct node *node, struct stat *st)
 
 int node_open(const struct node *node, int flags)
 {
+	return node_open_branch(node, flags, NULL);
+}
+
+int node_open_branch(const struct node *node, int flags, uint16_t *branch)
+{
 	const struct layer_set *set = node_layers(node);
 	char proc[PATH_FD_PROC_SIZE];
 
+	if (branch)
+		*branch = set->v[0].branch;
 	if (set->v[0].fd < 0)
 		return RET_NERRNO(
 		    openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));

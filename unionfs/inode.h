@@ -59,6 +59,12 @@ struct node {
 	pthread_mutex_t copyup_lock;
 	struct dir_listing *listing;
 	uint64_t listing_built_ns;
+	/* Open files, and the backing file they share (passthrough.c); under lock. */
+	unsigned io_opens;
+	int io_backing;	    /* backing id, -1: the opens go through the daemon */
+	uint16_t io_branch; /* the branch of the real file they opened */
+	/* Taken out of the table (under the table lock): lookups make a new node. */
+	bool unhashed;
 };
 
 struct node_table {
@@ -66,6 +72,7 @@ struct node_table {
 	struct node **buckets;
 	size_t nbuckets;
 	size_t count;
+	struct node *unhashed; /* still known to the kernel, chained by hash_next */
 };
 
 int node_table_init(struct node_table *t);
@@ -79,6 +86,9 @@ struct node *node_table_get(struct node_table *t, uint64_t ino);
  * st_ino first, frees it and returns that one with its count raised.
  */
 struct node *node_table_insert(struct node_table *t, struct node *node);
+
+/* Takes node out of the table: it lives on until forgotten, and lookups make a new one. */
+void node_table_unhash(struct node_table *t, struct node *node);
 
 /* Gives node a new parent and name (after a rename). */
 int node_move(struct node_table *t, struct node *node, struct node *parent, const char *name);
@@ -111,6 +121,8 @@ static inline int node_fd(const struct node *node)
 int node_stat(const struct node *node, struct stat *st);
 /* A new fd on the top-most object: open flags (O_NOFOLLOW semantics), or O_PATH. */
 int node_open(const struct node *node, int flags);
+/* node_open(), and the branch of the object opened: a copy-up cannot come between. */
+int node_open_branch(const struct node *node, int flags, uint16_t *branch);
 
 /* Publishes a new layer set; the old one stays valid until the node is freed. Caller holds
  * node->lock. */

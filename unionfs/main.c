@@ -39,6 +39,8 @@ static void usage(void)
 	       "  -o udba=none|reval      branches never change under the mount (default), or may\n"
 	       "  -o whiteout=overlay|aufs  the format of whiteouts written\n"
 	       "  -o volatile             skip fsync (throwaway systems)\n"
+	       "  -o passthrough=on|off   the kernel reads and writes open files in their\n"
+	       "                          branch directly (default on; needs Linux 6.9+ and root)\n"
 	       "  -o nodev,nosuid         as root, dev and suid are on by default\n"
 	       "  -o ro                   read-only mount (also when no branch is writable)\n"
 	       "  -o allow_other          let other users in (permissions are always checked)\n"
@@ -140,6 +142,8 @@ static void configure(struct unionfs *fs, const struct unionfs_options *o)
 	fs->metacopy = o->metacopy && strcmp(o->metacopy, "on") == 0;
 	fs->debug = o->debug;
 	fs->privileged = geteuid() == 0;
+	fs->pt.wanted = !(o->passthrough && strcmp(o->passthrough, "off") == 0) &&
+			passthrough_capable();
 }
 
 /*
@@ -215,6 +219,10 @@ static int run_session(struct unionfs *fs, struct fuse_args *args)
 		r = fail("%s: cannot mount", cmd.mountpoint);
 		goto out_signals;
 	}
+	if (passthrough_install(fs, se) < 0) {
+		r = fail("%s: cannot set up passthrough", cmd.mountpoint);
+		goto out_unmount;
+	}
 	/* Only now, with the mount live, does the caller get its exit status. */
 	fuse_daemonize(cmd.foreground);
 	if (cmd.singlethread) {
@@ -227,6 +235,7 @@ static int run_session(struct unionfs *fs, struct fuse_args *args)
 		fuse_loop_cfg_destroy(loop);
 	}
 	r = r < 0 ? 1 : 0;
+out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

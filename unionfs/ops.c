@@ -45,7 +45,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (!fs->udba_reval)
 		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	if (!fs->read_only)
-		conn->want |= conn->capable & (FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ);
+		conn->want |= conn->capable & FUSE_CAP_SPLICE_READ;
+	/* Passthrough writes beat the writeback cache, and the kernel takes only one. */
+	if (!fs->read_only && !passthrough_excludes_writeback(&fs->pt))
+		conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
 	conn->max_write = MAX_IO;
 	conn->max_readahead = MAX_IO;
 	conn->time_gran = 1;
@@ -262,8 +265,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)fh;
 	fi->keep_cache = !fs->udba_reval;
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		file_release(fh);
+	passthrough_reply_with(fh->backing);
+	r = fuse_reply_open(req, fi);
+	passthrough_reply_with(-1);
+	if (r == -ENOENT)
+		file_release(fs, fh);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -287,7 +293,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	file_release((struct open_file *)(uintptr_t)fi->fh);
+	file_release(fs_of(req), (struct open_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -479,22 +485,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		obj.open_flags = (obj.open_flags & ~O_ACCMODE) | O_RDWR;
 	get_creds(req, &c);
 	r = dir_make(fs, node_of(req, parent), name, &obj, &c, &node, &st, &fd);
-	of = r == 0 ? malloc(sizeof(*of)) : NULL;
-	if (r == 0 && !of) {
-		node_forget(&fs->nodes, node, 1);
-		r = -ENOMEM;
+	if (r == 0) {
+		r = file_attach(fs, node, TAKE_FD(fd), node_layers(node)->v[0].branch, &of);
+		if (r < 0)
+			node_forget(&fs->nodes, node, 1);
 	}
 	if (r < 0) {
 		closep(&fd);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	*of = (struct open_file){.fd = TAKE_FD(fd), .node = node};
 	fi->fh = (uintptr_t)of;
 	fi->noflush = 1;
 	fill_entry(fs, &e, node, &st);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT)
-		file_release(of);
+	passthrough_reply_with(of->backing);
+	r = fuse_reply_create(req, &e, fi);
+	passthrough_reply_with(-1);
+	if (r == -ENOENT)
+		file_release(fs, of);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -27,6 +27,7 @@ struct unionfs_options {
 	char *udba;
 	char *whiteout;
 	char *metacopy;
+	char *passthrough;
 	char *redirect_dir;
 	char *index;
 	char *xino;

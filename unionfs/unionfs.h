@@ -6,6 +6,7 @@
 
 #include "unionfs/branch.h"
 #include "unionfs/inode.h"
+#include "unionfs/passthrough.h"
 #include "unionfs/whiteout.h"
 
 struct unionfs {
@@ -27,4 +28,5 @@ struct unionfs {
 	int work_fd;	 /* our work dir, -EBADF on read-only mounts */
 	pthread_mutex_t rename_lock; /* renames one at a time: they read and change paths */
 	unsigned long work_counter;
+	struct passthrough pt;
 };

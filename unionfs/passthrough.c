@@ -1,0 +1,243 @@
+/*
+ * FUSE passthrough. The kernel binds a FUSE inode to one backing file while
+ * any passthrough open of it lives, and fails an open (EIO) that asks for
+ * another backing file or none: so every open of a node shares one backing
+ * id, registered from the first open's fd and closed after the last release.
+ *
+ * Safety: the kernel reopens the backing file's path with each open's own
+ * flags. A backing id registered from a read-only branch is therefore only
+ * ever handed to opens of that same branch's file, which are read-only
+ * because writing opens copy up first (they name the writable branch).
+ */
+#include "unionfs/passthrough.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "unionfs/ops.h"
+#include "unionfs/inode.h"
+#include "unionfs/unionfs.h"
+
+/* Protocol 7.40 pieces that libfuse 3.14's headers (7.38) lack. */
+#define PT_FUSE_INIT 26
+#define PT_FUSE_INIT_EXT (1U << 30)
+#define PT_FUSE_PASSTHROUGH_FLAGS2 (1U << (37 - 32))
+#define PT_FUSE_WRITEBACK_CACHE (1U << 16)
+#define PT_FOPEN_PASSTHROUGH (1U << 7)
+#define PT_FOPEN_CACHE_FLAGS ((1U << 1) | (1U << 3)) /* KEEP_CACHE, CACHE_DIR */
+
+struct pt_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+#define PT_FUSE_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct pt_backing_map)
+#define PT_FUSE_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
+struct pt_in_header {
+	uint32_t len, opcode;
+	uint64_t unique, nodeid;
+	uint32_t uid, gid, pid;
+	uint16_t total_extlen, padding;
+};
+struct pt_init_in {
+	uint32_t major, minor, max_readahead, flags, flags2;
+};
+struct pt_out_header {
+	uint32_t len;
+	int32_t error;
+	uint64_t unique;
+};
+struct pt_init_out {
+	uint32_t major, minor, max_readahead, flags;
+	uint16_t max_background, congestion_threshold;
+	uint32_t max_write, time_gran;
+	uint16_t max_pages, map_alignment;
+	uint32_t flags2, max_stack_depth;
+	uint32_t unused[6];
+};
+struct pt_open_out {
+	uint64_t fh;
+	uint32_t open_flags;
+	int32_t backing_id;
+};
+
+/*
+ * Branches must be plain file systems (depth 0), so that overlayfs may still
+ * stack on our mount (its depth then 2, the kernel's limit).
+ */
+#define PT_STACK_DEPTH 1
+
+static __thread int reply_backing_id = -1;
+
+bool passthrough_capable(void)
+{
+	unsigned long long eff = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return eff & (1ULL << 21); /* CAP_SYS_ADMIN */
+}
+
+void passthrough_reply_with(int id)
+{
+	reply_backing_id = id;
+}
+
+static void note_init_request(struct passthrough *pt, const void *buf, ssize_t n)
+{
+	const struct pt_in_header *in = buf;
+	const struct pt_init_in *init = (const void *)(in + 1);
+
+	if (n < (ssize_t)(sizeof(*in) + sizeof(*init)) || in->opcode != PT_FUSE_INIT)
+		return;
+	pt->init_unique = in->unique;
+	pt->kernel_offers =
+	    (init->flags & PT_FUSE_INIT_EXT) && (init->flags2 & PT_FUSE_PASSTHROUGH_FLAGS2);
+}
+
+static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct unionfs *fs = userdata;
+	ssize_t n = read(fd, buf, len);
+
+	if (n > 0 && !fs->pt.init_unique)
+		note_init_request(&fs->pt, buf, n);
+	return n;
+}
+
+static void amend_init_reply(struct passthrough *pt, struct iovec *iov, int count)
+{
+	struct pt_init_out *out;
+
+	if (count < 2 || iov[1].iov_len < sizeof(*out))
+		return;
+	out = iov[1].iov_base;
+	if (out->flags & PT_FUSE_WRITEBACK_CACHE)
+		return; /* the kernel refuses the two together */
+	out->flags |= PT_FUSE_INIT_EXT;
+	out->flags2 |= PT_FUSE_PASSTHROUGH_FLAGS2;
+	out->max_stack_depth = PT_STACK_DEPTH;
+	pt->active = true;
+	log_debug("passthrough on");
+}
+
+/* The open reply is the last struct of the reply (open, or create after its entry). */
+static void amend_open_reply(struct iovec *iov, int count, int id)
+{
+	struct pt_open_out *out;
+
+	if (count < 2 || iov[count - 1].iov_len < sizeof(*out))
+		return;
+	out = (void *)((char *)iov[count - 1].iov_base + iov[count - 1].iov_len - sizeof(*out));
+	out->open_flags &= ~PT_FOPEN_CACHE_FLAGS;
+	out->open_flags |= PT_FOPEN_PASSTHROUGH;
+	out->backing_id = id;
+}
+
+static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct unionfs *fs = userdata;
+	const struct pt_out_header *out = iov[0].iov_base;
+
+	if (out->error == 0 && reply_backing_id >= 0)
+		amend_open_reply(iov, count, reply_backing_id);
+	else if (out->error == 0 && out->unique == fs->pt.init_unique && fs->pt.kernel_offers &&
+		 !fs->pt.active)
+		amend_init_reply(&fs->pt, iov, count);
+	return writev(fd, iov, count);
+}
+
+static ssize_t hook_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+				unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+int passthrough_install(struct unionfs *fs, struct fuse_session *se)
+{
+	/*
+	 * No splice_receive: the INIT request must come through hook_read. Only
+	 * files without a backing file are read and written by the daemon.
+	 */
+	static const struct fuse_custom_io io = {
+	    .writev = hook_writev,
+	    .read = hook_read,
+	    .splice_send = hook_splice_send,
+	};
+
+	if (!fs->pt.wanted)
+		return 0;
+	fs->pt.dev_fd = fuse_session_fd(se);
+	if (fuse_session_custom_io(se, &io, fs->pt.dev_fd) != 0)
+		return -EIO;
+	return 0;
+}
+
+static int backing_open(struct passthrough *pt, int fd)
+{
+	struct pt_backing_map map = {.fd = fd};
+	int id = ioctl(pt->dev_fd, PT_FUSE_DEV_IOC_BACKING_OPEN, &map);
+
+	if (id < 0)
+		log_debug("passthrough: no backing file: %s", strerror(errno));
+	return id;
+}
+
+static void backing_close(struct passthrough *pt, int id)
+{
+	uint32_t u = (uint32_t)id;
+
+	if (ioctl(pt->dev_fd, PT_FUSE_DEV_IOC_BACKING_CLOSE, &u) < 0)
+		log_debug("passthrough: closing backing id %d: %s", id, strerror(errno));
+}
+
+int passthrough_open(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int *id)
+{
+	int r = 0;
+
+	*id = -1;
+	if (!fs->pt.active)
+		return 0;
+	pthread_mutex_lock(&node->lock);
+	if (node->io_opens == 0) {
+		node->io_backing = backing_open(&fs->pt, fd);
+		node->io_branch = branch;
+	} else if (node->io_backing >= 0 && node->io_branch != branch) {
+		r = -ESTALE;
+	}
+	if (r == 0) {
+		node->io_opens++;
+		*id = node->io_backing;
+	}
+	pthread_mutex_unlock(&node->lock);
+	if (r == -ESTALE)
+		node_table_unhash(&fs->nodes, node);
+	return r;
+}
+
+void passthrough_release(struct unionfs *fs, struct node *node)
+{
+	int id = -1;
+
+	pthread_mutex_lock(&node->lock);
+	if (--node->io_opens == 0) {
+		id = node->io_backing;
+		node->io_backing = -1;
+	}
+	pthread_mutex_unlock(&node->lock);
+	if (id >= 0)
+		backing_close(&fs->pt, id);
+}
