@@ -22,12 +22,13 @@
 #include "lib/path.h"
 #include "lib/xattr.h"
 #include "unionfs/inode.h"
+#include "unionfs/nlink.h"
 #include "unionfs/readdir.h"
 #include "unionfs/unionfs.h"
 #include "unionfs/workdir.h"
 #include "unionfs/xattr.h"
 
-static int publish(struct node *node, const struct layer_set *old, int upper_fd);
+static int publish(struct node *node, const struct layer_set *old, int upper_fd, bool indexed);
 
 bool copyup_done(const struct unionfs *fs, const struct node *node)
 {
@@ -52,7 +53,9 @@ static int link_from_index(struct unionfs *fs, struct node *node, int parent_fd)
 	if (r < 0)
 		return r;
 	r = RET_NERRNO(openat(parent_fd, node->name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-	return r < 0 ? r : publish(node, node_layers(node), r);
+	r = r < 0 ? r : publish(node, node_layers(node), r, true);
+	/* This name showed before: the union's count stays while the real one grows. */
+	return r < 0 ? r : nlink_upper_link_added_locked(fs, node);
 }
 
 const char *copyup_origin_xattr(const struct unionfs *fs)
@@ -131,13 +134,14 @@ static int finish_copy(struct unionfs *fs, struct node *node, int src_fd, const 
 }
 
 /* The new layer set: the upper object, and for a directory the lower ones still merged. */
-static int publish(struct node *node, const struct layer_set *old, int upper_fd)
+static int publish(struct node *node, const struct layer_set *old, int upper_fd, bool indexed)
 {
 	uint16_t n = S_ISDIR(node->type) ? old->n + 1 : 1;
 	struct layer_set *set = layer_set_new(n);
 
 	if (!set)
 		return -ENOMEM;
+	set->indexed = indexed;
 	set->v[set->n++] = (struct node_layer){.fd = upper_fd, .branch = 0};
 	for (uint16_t i = 0; set->n < n; i++) {
 		int fd = fcntl(old->v[i].fd, F_DUPFD_CLOEXEC, 3);
@@ -211,7 +215,9 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 	if (r == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
 		char index_name[32];
 		copyup_index_name(node->ino, index_name, sizeof(index_name));
-		r = RET_NERRNO(linkat(fs->work_fd, tmp, fs->index_fd, index_name, 0));
+		r = nlink_init_index(fs, dst, st.st_nlink);
+		if (r == 0)
+			r = RET_NERRNO(linkat(fs->work_fd, tmp, fs->index_fd, index_name, 0));
 	}
 	if (r == 0)
 		r = rename_keeping_parent_times(fs->work_fd, tmp, parent_fd, node->name);
@@ -220,7 +226,7 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 		return r;
 	}
 	keep = keepable_fd(dst, st.st_mode);
-	r = keep < 0 ? keep : publish(node, old, keep);
+	r = keep < 0 ? keep : publish(node, old, keep, S_ISREG(st.st_mode) && st.st_nlink > 1);
 	if (r < 0) {
 		closep(&keep);
 		return r;

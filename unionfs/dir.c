@@ -18,6 +18,7 @@
 #include "lib/macro.h"
 #include "lib/path.h"
 #include "unionfs/copyup.h"
+#include "unionfs/nlink.h"
 #include "unionfs/inode.h"
 #include "unionfs/namei.h"
 #include "unionfs/readdir.h"
@@ -211,6 +212,29 @@ static int discard(struct unionfs *fs, int upper, const char *name)
 	return path_remove_tree(fs->work_fd, tmp);
 }
 
+int dir_name_upper_link(struct unionfs *fs, struct node *node, int upper, const char *name)
+{
+	char proc[PATH_FD_PROC_SIZE];
+	struct stat st;
+	int r;
+
+	if (S_ISDIR(node->type) || fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	r = RET_NERRNO(linkat(AT_FDCWD, path_fd_proc(node_fd(node), proc, sizeof(proc)), upper,
+			      name, AT_SYMLINK_FOLLOW));
+	return r < 0 ? r : nlink_upper_link_added(fs, node);
+}
+
+int dir_prepare_group_name(struct unionfs *fs, struct node *node, int upper, const char *name)
+{
+	int r;
+
+	if (!nlink_tracked(fs, node))
+		return 0;
+	r = copyup(fs, node, true);
+	return r < 0 ? r : dir_name_upper_link(fs, node, upper, name);
+}
+
 static int remove_name(struct unionfs *fs, struct node *dir, const char *name, struct node *child)
 {
 	int upper = dir_upper_fd(fs, dir), r;
@@ -219,6 +243,9 @@ static int remove_name(struct unionfs *fs, struct node *dir, const char *name, s
 
 	if (upper < 0)
 		return upper;
+	r = S_ISDIR(child->type) ? 0 : dir_prepare_group_name(fs, child, upper, name);
+	if (r < 0)
+		return r;
 	/* A hard link's node may live under another name: ask the branch, not the node. */
 	child_upper =
 	    fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !whiteout_is_overlay(&st);

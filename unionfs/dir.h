@@ -38,6 +38,21 @@ int dir_rmdir(struct unionfs *fs, struct node *dir, const char *name);
 int dir_upper_fd(struct unionfs *fs, struct node *dir);
 /* True when name in dir is visible from the branches below the writable one. */
 bool dir_name_in_lower(const struct node *dir, const char *name);
+
+/*
+ * A hard-link group shares one node, copied up under whichever name was
+ * written first: gives name (a name of node in the dir upper) its own link
+ * in the upper dir too, when it has none.
+ */
+int dir_name_upper_link(struct unionfs *fs, struct node *node, int upper, const char *name);
+
+/*
+ * Before name, a name of node in the dir upper, is removed or replaced: when
+ * node is a hard-link group from below (nlink.h), copies it up and gives
+ * name its upper link, so the removal changes the union's count and the
+ * real one alike.
+ */
+int dir_prepare_group_name(struct unionfs *fs, struct node *node, int upper, const char *name);
 /* 0 when the merged directory shows no entries, -ENOTEMPTY otherwise. */
 int dir_is_empty(struct node *dir);
 

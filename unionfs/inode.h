@@ -38,6 +38,8 @@ struct layer_set {
 	 * name is still only below. Copy-up then just links it into place.
 	 */
 	bool unnamed;
+	/* v[0] is (a link of) a hard-link index entry: its link count is not the union's. */
+	bool indexed;
 	uint16_t n;
 	struct node_layer v[];
 };

@@ -21,11 +21,13 @@
 #include "lib/path.h"
 #include "unionfs/copyup.h"
 #include "unionfs/inode.h"
+#include "unionfs/nlink.h"
 #include "unionfs/readdir.h"
 #include "unionfs/unionfs.h"
 
-static void report_attr(const struct layer_set *layers, struct stat *st)
+static void report_attr(const struct unionfs *fs, const struct layer_set *layers, struct stat *st)
 {
+	nlink_report(fs, layers, st);
 	st->st_ino = branch_pack_ino(layers->v[0].branch, st->st_ino);
 	/* As overlayfs: counting subdirs of a merged dir is not worth it; 1 pacifies find. */
 	if (S_ISDIR(st->st_mode) && layers->n > 1)
@@ -38,7 +40,7 @@ int namei_getattr(struct unionfs *fs, struct node *node, struct stat *st)
 
 	if (r < 0)
 		return r;
-	report_attr(node_layers(node), st);
+	report_attr(fs, node_layers(node), st);
 	st->st_ino = node->ino;
 	return 0;
 }
@@ -302,7 +304,7 @@ int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct 
 		node_forget(&fs->nodes, node, 1);
 		goto out;
 	}
-	report_attr(node_layers(node), st);
+	report_attr(fs, node_layers(node), st);
 	st->st_ino = node->ino;
 	*out = node;
 out:

@@ -151,21 +151,6 @@ static int move_replacing(struct unionfs *fs, struct rename_op *op)
 	return r;
 }
 
-/*
- * A hard-link group shares one node, copied up under whichever name was
- * written first: give this name its link in the upper dir too.
- */
-static int name_upper_link(struct node *node, int upper, const char *name)
-{
-	char proc[PATH_FD_PROC_SIZE];
-	struct stat st;
-
-	if (S_ISDIR(node->type) || fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return 0;
-	return RET_NERRNO(linkat(AT_FDCWD, path_fd_proc(node_fd(node), proc, sizeof(proc)), upper,
-				 name, AT_SYMLINK_FOLLOW));
-}
-
 static int do_rename(struct unionfs *fs, struct rename_op *op)
 {
 	struct dir_fixup src_fix, dst_fix = {0};
@@ -186,9 +171,11 @@ static int do_rename(struct unionfs *fs, struct rename_op *op)
 	op->newup = dir_upper_fd(fs, op->newdir);
 	if (op->up < 0 || op->newup < 0)
 		return op->up < 0 ? op->up : op->newup;
-	r = name_upper_link(op->src, op->up, op->name);
+	r = dir_name_upper_link(fs, op->src, op->up, op->name);
 	if (r == 0 && (op->flags & RENAME_EXCHANGE))
-		r = name_upper_link(op->dst, op->newup, op->newname);
+		r = dir_name_upper_link(fs, op->dst, op->newup, op->newname);
+	else if (r == 0 && op->dst && !S_ISDIR(op->dst->type))
+		r = dir_prepare_group_name(fs, op->dst, op->newup, op->newname);
 	if (r == 0)
 		r = apply_fixup(fs, op->src, &src_fix);
 	if (r == 0 && (op->flags & RENAME_EXCHANGE))

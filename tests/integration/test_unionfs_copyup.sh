@@ -15,7 +15,7 @@ t_begin
 STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 T() { timeout -k 5 "$STEP_TIMEOUT" "$@"; }
 # Known unionfs bugs (see the notes of issue 4); each name is one check.
-KNOWN_BUGS=" hardlink-nlink "
+KNOWN_BUGS=" " # none at present; e.g. " hardlink-nlink "
 skip() { echo "skip - ${1%%:*}: known bug, see notes (${1#*: })"; }
 # known NAME: true when NAME is a known bug to skip (not under UT_STRICT=1).
 known() { [ -z "${UT_STRICT:-}" ] && [[ "$KNOWN_BUGS" == *" $1 "* ]]; }
@@ -171,6 +171,12 @@ elif known hardlink-rename; then
 else
 	fail "rename of a lower hard link after another name of it was looked up ($(cat "$T_TMP/mv.err"))"
 fi
+# The union's link count, as overlayfs (index=on) keeps it.
+check "unlink one name of the group" rm "$M/hl/g"
+check_eq "the other names show nlink 2" "2 2" "$(stat -c %h "$M/hl/f" "$M/hl/h2" | tr '\n' ' ' | sed 's/ $//')"
+check "link a new name to the group" ln "$M/hl/h2" "$M/hl/new"
+check_eq "all names show nlink 3" "3 3 3" \
+	"$(stat -c %h "$M/hl/f" "$M/hl/h2" "$M/hl/new" | tr '\n' ' ' | sed 's/ $//')"
 
 # --- creating where a lower layer has a whiteout, in a setgid dir ------------
 if err=$(sh -c "echo new >'$M/wo/a'" 2>&1); then
@@ -216,6 +222,8 @@ check_fn "unmount unionfs" ufs_umount
 check_fn "remount unionfs" ufs_mount
 check_eq_set "st_ino of a copied-up file same after remount" "$ino_f" "$(stat -c %i "$M/ino/f")"
 check_eq_set "st_ino of a copied-up dir same after remount" "$ino_d" "$(stat -c %i "$M/ino/d")"
+check_eq "a lower hard-link group keeps the union's nlink across remount" "3 3 3" \
+	"$(stat -c %h "$M/hl/f" "$M/hl/h2" "$M/hl/new" | tr '\n' ' ' | sed 's/ $//')"
 view "$M" >"$T_TMP/view.ufs2"
 check_eq_known redirect-opaque "after remount, a dir moved out of a lower opaque dir does not show what the opaque dir hid" \
 	"shown" "$(ls "$M/opmoved" | tr '\n' ' ' | sed 's/ $//')"
