@@ -43,6 +43,39 @@ static int open_for_write(struct unionfs *fs, struct node *node, int flags, uint
 	return r < 0 ? r : node_open_branch(node, writable_flags(flags) & PASSED_FLAGS, branch);
 }
 
+/*
+ * A read-only open of a small lower file opens nothing yet: with its data in
+ * the kernel's page cache (kept across opens), the file is never read here.
+ */
+static int open_lazily(struct unionfs *fs, struct node *node, int flags, struct open_file **out)
+{
+	const struct layer_set *set = node_layers(node);
+	struct open_file *fh = malloc(sizeof(*fh));
+	int r;
+
+	if (!fh)
+		return -ENOMEM;
+	*fh = (struct open_file){.fd = -1,
+				 .node = node,
+				 .lazy = set,
+				 .lazy_flags = flags & PASSED_FLAGS,
+				 .backing = -1,
+				 .lower = true};
+	r = passthrough_open(fs, node, -1, set->v[0].branch, false, &fh->backing);
+	if (r < 0) {
+		free(fh);
+		return r;
+	}
+	fh->counted = fs->pt.active;
+	*out = fh;
+	return 0;
+}
+
+static bool is_small_lower(const struct layer_set *set)
+{
+	return set->v[0].fd < 0 && set->size < PASSTHROUGH_MIN_SIZE;
+}
+
 int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file **out)
 {
 	uint16_t branch;
@@ -52,27 +85,44 @@ int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file
 		return -EINVAL;
 	if (wants_write(flags) && fs->read_only)
 		return -EROFS;
+	if (!wants_write(flags) && is_small_lower(node_layers(node)))
+		return open_lazily(fs, node, flags, out);
 	if (wants_write(flags))
 		fd = open_for_write(fs, node, flags, &branch);
 	else
 		fd = node_open_branch(node, flags & PASSED_FLAGS, &branch);
 	if (fd < 0)
 		return fd;
-	return file_attach(fs, node, fd, branch, out);
+	return file_attach(fs, node, fd, branch, flags, out);
 }
 
-int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch,
+/*
+ * Small lower files read better from the kernel's page cache of our inode
+ * (kept across opens, as lower data never changes) than through a backing
+ * file, which costs every open two ioctls and a second open in the kernel.
+ */
+static bool wants_backing(int fd, bool lower, int flags)
+{
+	struct stat st;
+
+	if (wants_write(flags) || !lower)
+		return true;
+	return fstat(fd, &st) < 0 || st.st_size >= PASSTHROUGH_MIN_SIZE;
+}
+
+int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int flags,
 		struct open_file **out)
 {
 	struct open_file *fh = malloc(sizeof(*fh));
+	bool lower = fs->read_only || branch != 0;
 	int r;
 
 	if (!fh) {
 		close(fd);
 		return -ENOMEM;
 	}
-	*fh = (struct open_file){.fd = fd, .node = node, .backing = -1};
-	r = passthrough_open(fs, node, fd, branch, &fh->backing);
+	*fh = (struct open_file){.fd = fd, .node = node, .backing = -1, .lower = lower};
+	r = passthrough_open(fs, node, fd, branch, wants_backing(fd, lower, flags), &fh->backing);
 	if (r < 0) {
 		close(fd);
 		free(fh);
@@ -81,6 +131,25 @@ int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch,
 	fh->counted = fs->pt.active;
 	*out = fh;
 	return 0;
+}
+
+int file_fd(struct open_file *fh)
+{
+	const struct layer_set *set = fh->lazy;
+	int fd = __atomic_load_n(&fh->fd, __ATOMIC_ACQUIRE), expected = -1;
+
+	if (fd >= 0 || !set)
+		return fd >= 0 ? fd : -EBADF;
+	fd = RET_NERRNO(openat(set->parent_fd, set->name, fh->lazy_flags | O_NOFOLLOW | O_CLOEXEC));
+	if (fd < 0)
+		return fd;
+	/* Two threads may race here: one fd wins, the other is closed. */
+	if (!__atomic_compare_exchange_n(&fh->fd, &expected, fd, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		close(fd);
+		fd = expected;
+	}
+	return fd;
 }
 
 void file_release(struct unionfs *fs, struct open_file *fh)
@@ -95,23 +164,33 @@ void file_release(struct unionfs *fs, struct open_file *fh)
 
 off_t file_lseek(struct open_file *fh, off_t off, int whence)
 {
-	return RET_NERRNO(lseek(fh->fd, off, whence));
+	int fd = file_fd(fh);
+
+	return fd < 0 ? fd : RET_NERRNO(lseek(fd, off, whence));
 }
 
 int file_fsync(struct unionfs *fs, struct open_file *fh, bool datasync)
 {
-	if (fs->volatile_mode)
-		return 0;
-	return RET_NERRNO(datasync ? fdatasync(fh->fd) : fsync(fh->fd));
+	int fd = file_fd(fh);
+
+	if (fs->volatile_mode || fd < 0)
+		return fd < 0 ? fd : 0;
+	return RET_NERRNO(datasync ? fdatasync(fd) : fsync(fd));
 }
 
 int file_fallocate(struct open_file *fh, int mode, off_t off, off_t len)
 {
-	return RET_NERRNO(fallocate(fh->fd, mode, off, len));
+	int fd = file_fd(fh);
+
+	return fd < 0 ? fd : RET_NERRNO(fallocate(fd, mode, off, len));
 }
 
 ssize_t file_copy_range(struct open_file *in, off_t off_in, struct open_file *out, off_t off_out,
 			size_t len, unsigned flags)
 {
-	return RET_NERRNO(copy_file_range(in->fd, &off_in, out->fd, &off_out, len, flags));
+	int in_fd = file_fd(in), out_fd = file_fd(out);
+
+	if (in_fd < 0 || out_fd < 0)
+		return in_fd < 0 ? in_fd : out_fd;
+	return RET_NERRNO(copy_file_range(in_fd, &off_in, out_fd, &off_out, len, flags));
 }

@@ -10,17 +10,22 @@ struct node;
 
 /* A file handle as stored in fuse_file_info.fh. */
 struct open_file {
-	int fd;
+	int fd; /* -1 until first needed, for a lazy open (file_fd()) */
 	struct node *node;
+	const struct layer_set *lazy; /* what a lazy open opens, with lazy_flags */
+	int lazy_flags;
 	int backing;  /* passthrough backing id, -1: I/O goes through the daemon */
 	bool counted; /* in the node's open count (passthrough.c) */
+	bool lower;   /* a file of a read-only branch: its data never changes */
 };
 
 int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file **out);
 /* An open file for fd (taken over, closed on error), a file of node's top-most branch. */
-int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch,
+int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int flags,
 		struct open_file **out);
 void file_release(struct unionfs *fs, struct open_file *fh);
+/* The open file's fd, opened now if the open was lazy; -errno on failure. */
+int file_fd(struct open_file *fh);
 off_t file_lseek(struct open_file *fh, off_t off, int whence);
 
 int file_fsync(struct unionfs *fs, struct open_file *fh, bool datasync);

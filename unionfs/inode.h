@@ -33,6 +33,7 @@ struct layer_set {
 	 */
 	int parent_fd; /* borrowed from the parent's layers */
 	char *name;
+	off_t size; /* the size of such a file, which never changes */
 	/*
 	 * v[0] is a hard-link index entry: a sibling name was copied up, this
 	 * name is still only below. Copy-up then just links it into place.

@@ -255,6 +255,7 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 	} else if (!is_dir && (branch != 0 || fs->read_only)) {
 		/* Reached through its directory when needed: see struct layer_set. */
 		set->parent_fd = f->parent->fd;
+		set->size = f->st.st_size;
 		set->name = strdup(name);
 		r = set->name ? -EBADF : -ENOMEM;
 	} else {

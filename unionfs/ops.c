@@ -263,7 +263,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)fh;
-	fi->keep_cache = !fs->udba_reval;
+	/* Without the writeback cache, the kernel's pages of a writable file may be stale. */
+	fi->keep_cache = !fs->udba_reval && (fh->lower || !fs->pt.active);
 	fi->noflush = 1;
 	passthrough_reply_with(fh->backing);
 	r = fuse_reply_open(req, fi);
@@ -278,8 +279,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct open_file *fh = (struct open_file *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	int fd = fh->fd;
+	int fd = file_fd(fh);
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
@@ -486,7 +491,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	get_creds(req, &c);
 	r = dir_make(fs, node_of(req, parent), name, &obj, &c, &node, &st, &fd);
 	if (r == 0) {
-		r = file_attach(fs, node, TAKE_FD(fd), node_layers(node)->v[0].branch, &of);
+		r = file_attach(fs, node, TAKE_FD(fd), node_layers(node)->v[0].branch,
+				obj.open_flags, &of);
 		if (r < 0)
 			node_forget(&fs->nodes, node, 1);
 	}

@@ -204,7 +204,8 @@ static void backing_close(struct passthrough *pt, int id)
 		log_debug("passthrough: closing backing id %d: %s", id, strerror(errno));
 }
 
-int passthrough_open(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int *id)
+int passthrough_open(struct unionfs *fs, struct node *node, int fd, uint16_t branch, bool want,
+		     int *id)
 {
 	int r = 0;
 
@@ -213,7 +214,7 @@ int passthrough_open(struct unionfs *fs, struct node *node, int fd, uint16_t bra
 		return 0;
 	pthread_mutex_lock(&node->lock);
 	if (node->io_opens == 0) {
-		node->io_backing = backing_open(&fs->pt, fd);
+		node->io_backing = want ? backing_open(&fs->pt, fd) : -1;
 		node->io_branch = branch;
 	} else if (node->io_backing >= 0 && node->io_branch != branch) {
 		r = -ESTALE;

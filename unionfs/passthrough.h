@@ -38,14 +38,18 @@ static inline bool passthrough_excludes_writeback(const struct passthrough *pt)
 
 /*
  * Gives an open of node through fd, a file of branch, its backing id: the
- * one the node's other open files share, or a new one. 0 and *id = -1 when
- * this open goes through the daemon instead. -ESTALE when the kernel's inode
+ * one the node's other open files share, or a new one when none is open and
+ * want is set. 0 and *id = -1 when this open goes through the daemon instead. -ESTALE when the kernel's inode
  * is bound to another real file (opened before a copy-up): the node is then
  * taken out of the table, so the kernel's retry of the open looks the name
  * up again and gets a fresh inode, as overlayfs gives the old open the old
  * file and new opens the new one.
  */
-int passthrough_open(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int *id);
+int passthrough_open(struct unionfs *fs, struct node *node, int fd, uint16_t branch, bool want,
+		     int *id);
+
+/* Read-only opens of smaller lower files prefer the page cache (want = false). */
+#define PASSTHROUGH_MIN_SIZE (1 << 20)
 
 /* An open that passthrough_open() counted has been released. */
 void passthrough_release(struct unionfs *fs, struct node *node);

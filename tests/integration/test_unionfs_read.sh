@@ -566,19 +566,12 @@ IMG=$T_TMP/branch.img LM=$T_TMP/loopmnt
 # still mounted), never by number: another test may have that number by then.
 detach_ours() {
 	local f d
-	for f in "$IMG" "$T_TMP/occupy.img"; do
-		for d in $(losetup -j "$f" 2>/dev/null | cut -d: -f1); do losetup -d "$d"; done
-	done
+	for d in $(losetup -j "$IMG" 2>/dev/null | cut -d: -f1); do losetup -d "$d"; done
 }
 trap 'detach_ours; t_cleanup' EXIT
-# attach_branch [OCCUPY]: attaches IMG (after OCCUPY, to shift the loop
-# number) and mounts it at LM; sets LOOPDEV. Not in $(...): the tracking
-# must happen in this shell.
+# attach_branch: attaches IMG and mounts it at LM; sets LOOPDEV. Not in
+# $(...): the tracking must happen in this shell.
 attach_branch() {
-	local dev
-	if [ -n "${1:-}" ]; then
-		T losetup -f "$1" || return 1
-	fi
 	T losetup -f "$IMG" || return 1
 	LOOPDEV=$(losetup -j "$IMG" | cut -d: -f1)
 	mkdir -p "$LM" && t_track_mount "$LM" && T mount -o ro "$LOOPDEV" "$LM"
@@ -588,7 +581,7 @@ detach_branch() { # DEV
 }
 loop_inos() {
 	local dev1 dev2 st1 st2
-	truncate -s 64M "$IMG" && truncate -s 1M "$T_TMP/occupy.img" || return 1
+	truncate -s 64M "$IMG" || return 1
 	T mkfs.ext4 -q -F "$IMG" || return 1
 	attach_branch || return 1
 	dev1=$LOOPDEV
@@ -599,16 +592,18 @@ loop_inos() {
 	ufs_mount "$UFS" "$A" "$LM/L" || return 1
 	inos "$UFS" >loop.ino1
 	t_umount "$UFS"
-	detach_branch "$dev1" || return 1
-	attach_branch "$T_TMP/occupy.img" || return 1
-	dev2=$LOOPDEV
+	# A second device while the first is still attached: it cannot get the same number.
+	t_umount "$LM" || return 1
+	T losetup -f "$IMG" || return 1
+	dev2=$(losetup -j "$IMG" | cut -d: -f1 | grep -vx "$dev1" | head -n 1)
+	T losetup -d "$dev1" || return 1
+	[ -n "$dev2" ] && T mount -o ro "$dev2" "$LM" || return 1
 	st2=$(stat -c %d "$LM/L")
 	[ "$st1" != "$st2" ] || { echo "    st_dev did not change ($dev1, $dev2): the check proves nothing"; return 1; }
 	ufs_mount "$UFS" "$A" "$LM/L" || return 1
 	inos "$UFS" >loop.ino2
 	t_umount "$UFS"
 	detach_branch "$dev2"
-	T losetup -d "$(losetup -j "$T_TMP/occupy.img" | cut -d: -f1)"
 	if ! diff -u loop.ino1 loop.ino2 >loop.diff; then
 		head -n 20 loop.diff | sed 's/^/    /'
 		return 1
