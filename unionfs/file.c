@@ -20,7 +20,7 @@
 /* What an open passes on to the real file. */
 #define PASSED_FLAGS (O_ACCMODE | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC | O_NONBLOCK | O_TRUNC)
 
-static bool wants_write(int flags)
+bool file_open_writes(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND));
 }
@@ -83,11 +83,11 @@ int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file
 
 	if (!S_ISREG(node->type))
 		return -EINVAL;
-	if (wants_write(flags) && fs->read_only)
+	if (file_open_writes(flags) && fs->read_only)
 		return -EROFS;
-	if (!wants_write(flags) && is_small_lower(node_layers(node)))
+	if (!file_open_writes(flags) && is_small_lower(node_layers(node)))
 		return open_lazily(fs, node, flags, out);
-	if (wants_write(flags))
+	if (file_open_writes(flags))
 		fd = open_for_write(fs, node, flags, &branch);
 	else
 		fd = node_open_branch(node, flags & PASSED_FLAGS, &branch);
@@ -105,7 +105,7 @@ static bool wants_backing(int fd, bool lower, int flags)
 {
 	struct stat st;
 
-	if (wants_write(flags) || !lower)
+	if (file_open_writes(flags) || !lower)
 		return true;
 	return fstat(fd, &st) < 0 || st.st_size >= PASSTHROUGH_MIN_SIZE;
 }

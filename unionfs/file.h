@@ -19,6 +19,8 @@ struct open_file {
 	bool lower;   /* a file of a read-only branch: its data never changes */
 };
 
+/* Whether an open with these flags writes (and so copies the file up first). */
+bool file_open_writes(int flags);
 int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file **out);
 /* An open file for fd (taken over, closed on error), a file of node's top-most branch. */
 int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int flags,

@@ -18,6 +18,8 @@
 #include "unionfs/workdir.h"
 
 #define LONG_TIMEOUT 86400.0
+/* Copy-ups and fsyncs that may run at once, each on its own thread. */
+#define SLOW_LANE_WORKERS 16
 #define REVAL_TIMEOUT 1.0
 
 static void usage(void)
@@ -202,7 +204,6 @@ static void raise_fd_limit(void)
 static int run_session(struct unionfs *fs, struct fuse_args *args)
 {
 	struct fuse_cmdline_opts cmd = {0};
-	struct fuse_loop_config *loop;
 	struct fuse_session *se;
 	int r = 1;
 
@@ -225,15 +226,13 @@ static int run_session(struct unionfs *fs, struct fuse_args *args)
 	}
 	/* Only now, with the mount live, does the caller get its exit status. */
 	fuse_daemonize(cmd.foreground);
-	if (cmd.singlethread) {
-		r = fuse_session_loop(se);
-	} else {
-		loop = fuse_loop_cfg_create();
-		fuse_loop_cfg_set_clone_fd(loop, 1);
-		fuse_loop_cfg_set_idle_threads(loop, 10);
-		r = fuse_session_loop_mt(se, loop);
-		fuse_loop_cfg_destroy(loop);
-	}
+	/*
+	 * One thread answers the requests; those that may take long go to the
+	 * slow lane (lane.h), unless -s asks for a single thread.
+	 */
+	lane_init(&fs->lane, SLOW_LANE_WORKERS, !cmd.singlethread);
+	r = fuse_session_loop(se);
+	lane_stop(&fs->lane);
 	r = r < 0 ? 1 : 0;
 out_unmount:
 	fuse_session_unmount(se);

@@ -12,6 +12,7 @@
 
 #include "lib/macro.h"
 #include "unionfs/attr.h"
+#include "unionfs/copyup.h"
 #include "unionfs/dir.h"
 #include "unionfs/file.h"
 #include "unionfs/inode.h"
@@ -30,6 +31,69 @@ static struct unionfs *fs_of(fuse_req_t req)
 static struct node *node_of(fuse_req_t req, fuse_ino_t ino)
 {
 	return ino == FUSE_ROOT_ID ? fs_of(req)->root : (struct node *)(uintptr_t)ino;
+}
+
+/*
+ * A request that may take long (a copy-up of file data, fsync) is replayed
+ * on the slow lane (lane.h) with its arguments copied here, and replies from
+ * there. With -s it runs at once.
+ */
+struct deferred {
+	struct job job;
+	void (*replay)(struct deferred *d);
+	fuse_req_t req;
+	fuse_ino_t ino, ino2;
+	struct fuse_file_info fi, fi2;
+	bool has_fi;
+	struct stat attr;
+	int a, b;
+	off_t off, off2;
+	size_t size;
+	char *name, *name2, *value; /* owned copies */
+};
+
+static void run_deferred(struct job *job)
+{
+	struct deferred *d = (struct deferred *)job;
+
+	d->replay(d);
+	free(d->name);
+	free(d->name2);
+	free(d->value);
+	free(d);
+}
+
+/* A job for req; NULL (the caller then answers at once) when memory is short. */
+static struct deferred *deferred_new(fuse_req_t req, fuse_ino_t ino,
+				     void (*replay)(struct deferred *d))
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+
+	if (d)
+		*d = (struct deferred){
+		    .job.run = run_deferred, .replay = replay, .req = req, .ino = ino};
+	return d;
+}
+
+/* Hands d to the slow lane, unless copying its strings failed: then false, d freed. */
+static bool defer(fuse_req_t req, struct deferred *d, bool copies_ok)
+{
+	if (!copies_ok) {
+		d->replay = NULL;
+		free(d->name);
+		free(d->name2);
+		free(d->value);
+		free(d);
+		return false;
+	}
+	lane_submit(&fs_of(req)->lane, &d->job);
+	return true;
+}
+
+/* Whether a change to node may copy a regular file's data up first. */
+static bool may_copy_data(struct unionfs *fs, struct node *node)
+{
+	return S_ISREG(node->type) && !copyup_done(fs, node) && !fs->read_only;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -252,7 +316,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	fuse_reply_err(req, 0);
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct unionfs *fs = fs_of(req);
 	struct open_file *fh;
@@ -271,6 +335,25 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	passthrough_reply_with(-1);
 	if (r == -ENOENT)
 		file_release(fs, fh);
+}
+
+static void replay_open(struct deferred *d)
+{
+	do_open(d->req, d->ino, &d->fi);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct unionfs *fs = fs_of(req);
+	struct deferred *d;
+
+	if (file_open_writes(fi->flags) && may_copy_data(fs, node_of(req, ino)) &&
+	    (d = deferred_new(req, ino, replay_open))) {
+		d->fi = *fi;
+		defer(req, d, true);
+		return;
+	}
+	do_open(req, ino, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -302,10 +385,28 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+static void do_fsync(fuse_req_t req, int datasync, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req,
 		       -file_fsync(fs_of(req), (struct open_file *)(uintptr_t)fi->fh, datasync));
+}
+
+static void replay_fsync(struct deferred *d)
+{
+	do_fsync(d->req, d->a, &d->fi);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct deferred *d;
+
+	if (!fs_of(req)->volatile_mode && (d = deferred_new(req, ino, replay_fsync))) {
+		d->fi = *fi;
+		d->a = datasync;
+		defer(req, d, true);
+		return;
+	}
+	do_fsync(req, datasync, fi);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -434,7 +535,7 @@ static unsigned attr_flags(int to_set)
 	return ours;
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
 	struct open_file *of = fi ? (struct open_file *)(uintptr_t)fi->fh : NULL;
@@ -447,6 +548,29 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_attr(req, &st, fs_of(req)->attr_timeout);
+}
+
+static void replay_setattr(struct deferred *d)
+{
+	do_setattr(d->req, d->ino, &d->attr, d->a, d->has_fi ? &d->fi : NULL);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct deferred *d;
+
+	if (may_copy_data(fs_of(req), node_of(req, ino)) &&
+	    (d = deferred_new(req, ino, replay_setattr))) {
+		d->attr = *attr;
+		d->a = to_set;
+		d->has_fi = fi != NULL;
+		if (fi)
+			d->fi = *fi;
+		defer(req, d, true);
+		return;
+	}
+	do_setattr(req, ino, attr, to_set, fi);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -521,14 +645,36 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -dir_rmdir(fs_of(req), node_of(req, parent), name));
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+static void do_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
 	fuse_reply_err(req, -dir_rename(fs_of(req), node_of(req, parent), name,
 					node_of(req, newparent), newname, flags));
 }
 
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+static void replay_rename(struct deferred *d)
+{
+	do_rename(d->req, d->ino, d->name, d->ino2, d->name2, (unsigned)d->a);
+}
+
+/* A rename may copy up a file of either name: always on the slow lane. */
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct deferred *d = deferred_new(req, parent, replay_rename);
+
+	if (d) {
+		d->ino2 = newparent;
+		d->a = (int)flags;
+		d->name = strdup(name);
+		d->name2 = strdup(newname);
+		if (defer(req, d, d->name && d->name2))
+			return;
+	}
+	do_rename(req, parent, name, newparent, newname, flags);
+}
+
+static void do_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct node *node = NULL;
 	struct stat st;
@@ -536,6 +682,25 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	    dir_link(fs_of(req), node_of(req, ino), node_of(req, newparent), newname, &node, &st);
 
 	reply_new_entry(req, r, node, &st);
+}
+
+static void replay_link(struct deferred *d)
+{
+	do_link(d->req, d->ino, d->ino2, d->name);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct deferred *d;
+
+	if (may_copy_data(fs_of(req), node_of(req, ino)) &&
+	    (d = deferred_new(req, ino, replay_link))) {
+		d->ino2 = newparent;
+		d->name = strdup(newname);
+		if (defer(req, d, d->name))
+			return;
+	}
+	do_link(req, ino, newparent, newname);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
@@ -555,15 +720,35 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_write(req, (size_t)r);
 }
 
-static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+static void do_fallocate(fuse_req_t req, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, -file_fallocate((struct open_file *)(uintptr_t)fi->fh, mode, off, len));
 }
 
-static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
-			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
-			       struct fuse_file_info *fi_out, size_t len, int flags)
+static void replay_fallocate(struct deferred *d)
+{
+	do_fallocate(d->req, d->a, d->off, d->off2, &d->fi);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct deferred *d = deferred_new(req, ino, replay_fallocate);
+
+	if (d) {
+		d->a = mode;
+		d->off = off;
+		d->off2 = len;
+		d->fi = *fi;
+		defer(req, d, true);
+		return;
+	}
+	do_fallocate(req, mode, off, len, fi);
+}
+
+static void do_copy_file_range(fuse_req_t req, off_t off_in, struct fuse_file_info *fi_in,
+			       off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags)
 {
 	ssize_t r = file_copy_range((struct open_file *)(uintptr_t)fi_in->fh, off_in,
 				    (struct open_file *)(uintptr_t)fi_out->fh, off_out, len,
@@ -575,16 +760,82 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_write(req, (size_t)r);
 }
 
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+static void replay_copy_file_range(struct deferred *d)
+{
+	do_copy_file_range(d->req, d->off, &d->fi, d->off2, &d->fi2, d->size, d->a);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct deferred *d = deferred_new(req, ino_in, replay_copy_file_range);
+
+	if (d) {
+		d->off = off_in;
+		d->fi = *fi_in;
+		d->off2 = off_out;
+		d->fi2 = *fi_out;
+		d->size = len;
+		d->a = flags;
+		defer(req, d, true);
+		return;
+	}
+	do_copy_file_range(req, off_in, fi_in, off_out, fi_out, len, flags);
+}
+
+static void do_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
 	fuse_reply_err(req,
 		       -unionfs_xattr_set(fs_of(req), node_of(req, ino), name, value, size, flags));
 }
 
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+static void replay_setxattr(struct deferred *d)
+{
+	do_setxattr(d->req, d->ino, d->name, d->value, d->size, d->a);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct deferred *d;
+
+	if (may_copy_data(fs_of(req), node_of(req, ino)) &&
+	    (d = deferred_new(req, ino, replay_setxattr))) {
+		d->name = strdup(name);
+		d->value = malloc(size ? size : 1);
+		if (d->value)
+			memcpy(d->value, value, size);
+		d->size = size;
+		d->a = flags;
+		if (defer(req, d, d->name && d->value))
+			return;
+	}
+	do_setxattr(req, ino, name, value, size, flags);
+}
+
+static void do_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	fuse_reply_err(req, -unionfs_xattr_remove(fs_of(req), node_of(req, ino), name));
+}
+
+static void replay_removexattr(struct deferred *d)
+{
+	do_removexattr(d->req, d->ino, d->name);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct deferred *d;
+
+	if (may_copy_data(fs_of(req), node_of(req, ino)) &&
+	    (d = deferred_new(req, ino, replay_removexattr))) {
+		d->name = strdup(name);
+		if (defer(req, d, d->name))
+			return;
+	}
+	do_removexattr(req, ino, name);
 }
 
 const struct fuse_lowlevel_ops unionfs_ops = {

@@ -6,6 +6,7 @@
 
 #include "unionfs/branch.h"
 #include "unionfs/inode.h"
+#include "unionfs/lane.h"
 #include "unionfs/passthrough.h"
 #include "unionfs/whiteout.h"
 
@@ -29,4 +30,5 @@ struct unionfs {
 	pthread_mutex_t rename_lock; /* renames one at a time: they read and change paths */
 	unsigned long work_counter;
 	struct passthrough pt;
+	struct lane lane; /* requests that may take long */
 };
