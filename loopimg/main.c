@@ -234,7 +234,8 @@ static int cmd_unpack(int argc, char **argv)
 		return common_option(opt);
 	if ((r = need_args(argc, argv, 2)))
 		return r;
-	return unpack_run(argv[optind], argv[optind + 1]) < 0 ? EXIT_FAILURE : 0;
+	r = unpack_run(argv[optind], argv[optind + 1], isatty(STDERR_FILENO));
+	return r < 0 ? EXIT_FAILURE : 0;
 }
 
 /* ---- info ---- */
