@@ -122,7 +122,7 @@ static int source_date_epoch(struct pack_options *o)
 	return 0;
 }
 
-enum { OPT_EXTRA = 0x100, OPT_REPRODUCIBLE, OPT_OWNER_MAP, OPT_ROOT_OWNED };
+enum { OPT_EXTRA = 0x100, OPT_REPRODUCIBLE, OPT_OWNER_MAP, OPT_ROOT_OWNED, OPT_NO_LOST_FOUND };
 
 static int pack_option(struct pack_options *o, int opt, const char *arg)
 {
@@ -164,6 +164,9 @@ static int pack_option(struct pack_options *o, int opt, const char *arg)
 	case OPT_ROOT_OWNED:
 		o->tree.root_owned = true;
 		break;
+	case OPT_NO_LOST_FOUND:
+		o->image.no_lost_found = true;
+		break;
 	case 'f':
 		o->force = true;
 		break;
@@ -195,6 +198,7 @@ static int cmd_pack(int argc, char **argv)
 	    {"reproducible", no_argument, NULL, OPT_REPRODUCIBLE},
 	    {"owner-map", required_argument, NULL, OPT_OWNER_MAP},
 	    {"root-owned", no_argument, NULL, OPT_ROOT_OWNED},
+	    {"no-lost-found", no_argument, NULL, OPT_NO_LOST_FOUND},
 	    {"force", no_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -597,6 +601,7 @@ static const struct command commands[] = {
      "      --reproducible    same tree, same bytes (honours SOURCE_DATE_EPOCH)\n"
      "      --owner-map MAP   u:FROM:TO,g:FROM:TO,... ids to rewrite\n"
      "      --root-owned      every file owned by 0:0\n"
+     "      --no-lost-found   no lost+found in the image root (one in SRC is kept)\n"
      "  -f, --force           replace an existing IMG\n"},
     {"unpack", cmd_unpack, "unpack IMG DIR",
      "Write the tree in IMG into DIR (new or empty), read with libext2fs, no mount.\n"},
