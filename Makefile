@@ -23,6 +23,13 @@ LIB_A    := $(BUILD)/libcommon.a
 # layerctl packs and attaches images with loopimg's modules.
 layerctl_USES := $(BUILD)/loopimg-core.a
 
+# loopimg links only what it uses. With STATIC=1 it is linked statically: no
+# shared objects to map and relocate at each start (about 0.5 ms less per
+# command here, see bench/RESULTS-loopimg.md); the default stays dynamic, so
+# that updates of libext2fs and libblkid reach it.
+loopimg_LDLIBS := $(shell pkg-config --libs ext2fs com_err blkid libxxhash 2>/dev/null) -lpthread
+loopimg_LDFLAGS := $(if $(filter 1,$(STATIC)),-static)
+
 # Per program: all module objects except main.o go into a core archive that
 # unit tests link against.
 define program_rules
@@ -32,7 +39,7 @@ $(BUILD)/$(1)-core.a: $$($(1)_CORE_OBJS)
 	@mkdir -p $$(@D)
 	rm -f $$@ && ar rcs $$@ $$^
 $(BUILD)/$(1): $(BUILD)/obj/$(1)/main.o $(BUILD)/$(1)-core.a $$($(1)_USES) $(LIB_A)
-	$$(CC) $$(ALL_CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(ALL_CFLAGS) -Wl,--as-needed $$(LDFLAGS) $$($(1)_LDFLAGS) -o $$@ $$^ $$(or $$($(1)_LDLIBS),$$(LDLIBS))
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rules,$(p))))
 

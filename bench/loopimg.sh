@@ -5,20 +5,25 @@
 #   digest  loopimg digest vs xxh128sum (warm cache), and cold vs the disk (dd iflag=direct)
 # Every pack starts cold: the source tree's pages are dropped (POSIX_FADV_DONTNEED on its
 # files only, never the whole machine's cache).
-#   attach  loopimg attach+detach vs losetup -f --show + losetup -d
+#   attach  attach+detach through loopimg's API in one process; loopimg's CLI (as built,
+#           and linked statically) vs losetup, side by side under hyperfine, with floors
+#           (the same shell line with no-op programs) and the start of each program alone
 # Prints a table and writes bench/RESULTS-loopimg.md. Needs root. Standalone:
 #   sudo bash bench/loopimg.sh
 # Settings: LOOPIMG_BENCH_DIR (scratch, default bench/work/loopimg), LOOPIMG_BENCH_ROOTFS
 # (a tree to use instead of the /usr copy), LOOPIMG_BENCH_BIG_MB (size of each of the 4
-# large files, default 512), LOOPIMG_BENCH_CYCLES (attach cycles, default 200),
-# LOOPIMG_BENCH_STEPS (a subset of "pack digest attach").
+# large files, default 512), LOOPIMG_BENCH_CYCLES (attach runs per command, default 300),
+# LOOPIMG_BENCH_ROUNDS (hyperfine rounds they are split into, default 3),
+# LOOPIMG_BENCH_STEPS (a subset of "pack digest attach"; the other steps' rows are kept
+# from the previous results).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 LOOPIMG=${LOOPIMG:-${BUILD:-$REPO/build}/loopimg}
 WORK=${LOOPIMG_BENCH_DIR:-$HERE/work/loopimg}
 BIG_MB=${LOOPIMG_BENCH_BIG_MB:-512}
-CYCLES=${LOOPIMG_BENCH_CYCLES:-200}
+CYCLES=${LOOPIMG_BENCH_CYCLES:-300}
+ROUNDS=${LOOPIMG_BENCH_ROUNDS:-3}
 RESULTS=$HERE/RESULTS-loopimg.md
 ROWS=()
 
@@ -146,68 +151,176 @@ bench_digest() {
 	fi
 }
 
+# stat_of WHAT NAME PREFIX: a figure of hyperfine's result NAME, pooled over the rounds
+# PREFIX.*.json: "median" (microseconds), or "row" (median|mean ± sd, CPU, all in us).
+stat_of() {
+	python3 - "$1" "$2" "$3".*.json <<'PY'
+import json, statistics, sys
+what, name, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+times, cpu = [], []
+for f in files:
+    for r in json.load(open(f))["results"]:
+        if r["command"] == name:
+            times += r["times"]
+            cpu.append((r["user"] + r["system"], len(r["times"])))
+us = [t * 1e6 for t in times]
+if what == "median":
+    print("%.0f" % statistics.median(us))
+else:
+    c = sum(a * n for a, n in cpu) / sum(n for _, n in cpu) * 1e6
+    print("%.0f us (%.0f ± %.0f)|%.0f us" % (statistics.median(us), statistics.mean(us), statistics.stdev(us), c))
+PY
+}
+
+# hyperfine_row LABEL NAME PREFIX NOTE: a table row for hyperfine's result NAME.
+hyperfine_row() {
+	local fig
+	fig=$(stat_of row "$2" "$3")
+	row "$1" "${fig%|*}" "${fig#*|}" "per run" "$4"
+}
+
+# rounds PREFIX RUNS CMDS...: hyperfine over CMDS in ROUNDS rounds of RUNS/ROUNDS runs
+# each, so that a burst of load from elsewhere falls on every command alike.
+rounds() {
+	local prefix=$1 runs=$2 i
+	shift 2
+	rm -f "$prefix".*.json
+	for ((i = 1; i <= ROUNDS; i++)); do
+		hyperfine -N -w 10 -r "$((runs / ROUNDS))" --export-json "$prefix.$i.json" "$@" >&2 || return 1
+	done
+}
+
+# ratio_of A B: "A/B" with two decimals.
+ratio_of() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+
+# attach+detach through the API in one process (the path layerctl takes), then through
+# the CLIs side by side in one hyperfine run, each as `sh -c 'd=$(attach) && detach $d'`,
+# with floors: the same shell line with programs that do nothing. Last, one process start
+# of each program without a shell: what it costs before its first ioctl.
 bench_attach() {
-	local img=$WORK/small.img start end dev i
+	local img=$WORK/small.img api=- static=$WORK/loopimg-static noop=$WORK/noop-static
+	local libs cli cmds=() theirs ours floor
+	libs="$(pkg-config --libs ext2fs com_err blkid libxxhash) -lpthread"
 	rm -f "$img"
 	mkdir -p "$WORK/small"
 	echo x >"$WORK/small/x"
 	"$LOOPIMG" pack "$WORK/small" "$img" >/dev/null
-	start=$(date +%s%N)
-	for ((i = 0; i < CYCLES; i++)); do
-		dev=$("$LOOPIMG" attach -r "$img") && "$LOOPIMG" detach "$dev"
-	done
-	end=$(date +%s%N)
-	local ours=$(((end - start) / CYCLES / 1000))
-	start=$(date +%s%N)
-	for ((i = 0; i < CYCLES; i++)); do
-		dev=$(losetup -f --show -r "$img") && losetup -d "$dev"
-	done
-	end=$(date +%s%N)
-	local theirs=$(((end - start) / CYCLES / 1000))
-	local api=-
 	if cc -std=gnu17 -O2 -D_GNU_SOURCE -I"$REPO" "$HERE/loopimg_attach.c" \
-		"$REPO/build/loopimg-core.a" "$REPO/build/libcommon.a" \
-		$(pkg-config --libs ext2fs com_err blkid libxxhash) -lpthread -o "$WORK/loopimg_attach"; then
+		"$REPO/build/loopimg-core.a" "$REPO/build/libcommon.a" $libs -o "$WORK/loopimg_attach"; then
 		api=$("$WORK/loopimg_attach" "$img" "$CYCLES")
 	fi
-	row "attach+detach: loopimg API, in one process" "$api us" "-" "per cycle" "$(printf 'losetup CLI %.1fx slower (the path layerctl takes)' "$(echo "$theirs / $api" | bc -l)")"
-	row "attach+detach: loopimg CLI (2 execs)" "$ours us" "-" "per cycle" "$(printf 'losetup CLI %.1fx slower; process start dominates' "$(echo "$theirs / $ours" | bc -l)")"
-	row "attach+detach: losetup CLI (2 execs)" "$theirs us" "-" "per cycle" ""
+	if ! command -v hyperfine >/dev/null; then
+		log "hyperfine missing (apt-get install hyperfine): the CLI rows are left out"
+		row "attach+detach: loopimg API, in one process" "$api us" "-" "per cycle" "the path layerctl takes"
+		return
+	fi
+	# loopimg linked statically from the same objects, as make STATIC=1 links it.
+	cc -static -o "$static" "$REPO/build/obj/loopimg/main.o" "$REPO/build/loopimg-core.a" \
+		"$REPO/build/libcommon.a" $libs || static=
+	printf 'int main(void) { return 0; }\n' | cc -O2 -static -x c - -o "$noop" || noop=
+	cli="sh -c 'd=\$(%s) && %s \$d'"
+	cmds+=(-n loopimg "$(printf "$cli" "$LOOPIMG attach -r $img" "$LOOPIMG detach")")
+	[ -n "$static" ] && cmds+=(-n "loopimg static" "$(printf "$cli" "$static attach -r $img" "$static detach")")
+	cmds+=(-n losetup "$(printf "$cli" "losetup -f --show -r $img" "losetup -d")")
+	cmds+=(-n true "$(printf "$cli" "/bin/true $img" "/bin/true")")
+	[ -n "$noop" ] && cmds+=(-n noop "$(printf "$cli" "$noop $img" "$noop")")
+	rounds "$WORK/attach" "$CYCLES" "${cmds[@]}"
+	theirs=$(stat_of median losetup "$WORK/attach")
+	ours=$(stat_of median loopimg "$WORK/attach")
+	floor=$(stat_of median "$([ -n "$noop" ] && echo noop || echo true)" "$WORK/attach")
+	row "attach+detach: loopimg API, in one process" "$api us" "-" "per cycle" \
+		"losetup CLI $(ratio_of "$theirs" "$api")x slower (the path layerctl takes)"
+	hyperfine_row "attach+detach: loopimg CLI" loopimg "$WORK/attach" \
+		"losetup CLI / this: $(ratio_of "$theirs" "$ours")"
+	[ -n "$static" ] && hyperfine_row "attach+detach: loopimg CLI, static (make STATIC=1)" \
+		"loopimg static" "$WORK/attach" \
+		"losetup CLI / this: $(ratio_of "$theirs" "$(stat_of median "loopimg static" "$WORK/attach")")"
+	hyperfine_row "attach+detach: losetup CLI" losetup "$WORK/attach" ""
+	hyperfine_row "floor: the same sh -c line with /bin/true" true "$WORK/attach" \
+		"a shell, a fork, two execs of a dynamic no-op"
+	[ -n "$noop" ] && hyperfine_row "floor: the same sh -c line with a static no-op" noop \
+		"$WORK/attach" "losetup CLI / this: $(ratio_of "$theirs" "$floor"), the most any CLI could reach"
+	cmds=(-n loopimg "$LOOPIMG --version" -n losetup "losetup --version" -n true /bin/true)
+	[ -n "$static" ] && cmds+=(-n "loopimg static" "$static --version")
+	[ -n "$noop" ] && cmds+=(-n noop "$noop")
+	rounds "$WORK/start" "$((CYCLES * 2))" "${cmds[@]}"
+	hyperfine_row "process start: loopimg --version" loopimg "$WORK/start" \
+		"dynamic: libext2fs, libcom_err, libblkid, libxxhash, libc"
+	[ -n "$static" ] && hyperfine_row "process start: loopimg --version, static" \
+		"loopimg static" "$WORK/start" ""
+	hyperfine_row "process start: losetup --version" losetup "$WORK/start" "dynamic: libsmartcols, libc"
+	hyperfine_row "process start: /bin/true" true "$WORK/start" "dynamic: libc"
+	[ -n "$noop" ] && hyperfine_row "process start: a static no-op" noop "$WORK/start" ""
 }
 
 printf '%-44s %10s %10s %12s  %s\n' "step" "wall s" "CPU s" "size/rate" "notes"
-if [ -n "${LOOPIMG_BENCH_ROOTFS:-}" ]; then
-	ln -sfn "$LOOPIMG_BENCH_ROOTFS" "$WORK/rootfs" && touch "$WORK/rootfs.done"
-else
-	make_rootfs
-fi
-make_bigtree
-ENTRIES=$(find "$WORK/rootfs/" | wc -l)
-ROOTFS_MB=$(($(du -sk "$WORK/rootfs/" | cut -f1) >> 10))
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 STEPS=" ${LOOPIMG_BENCH_STEPS:-pack digest attach} "
-[[ $STEPS == *" pack "* ]] && bench_pack rootfs "$WORK/rootfs/" && bench_pack big "$WORK/big"
-[[ $STEPS == *" digest "* ]] && bench_digest
-[[ $STEPS == *" attach "* ]] && bench_attach
+ran() { [[ $STEPS == *" $1 "* ]]; }
+if ran pack || ran digest; then
+	if [ -n "${LOOPIMG_BENCH_ROOTFS:-}" ]; then
+		ln -sfn "$LOOPIMG_BENCH_ROOTFS" "$WORK/rootfs" && touch "$WORK/rootfs.done"
+	else
+		make_rootfs
+	fi
+	make_bigtree
+	TREES="Rootfs-like tree: a copy of /usr, $(find "$WORK/rootfs/" | wc -l) entries,"
+	TREES+=" $(($(du -sk "$WORK/rootfs/" | cut -f1) >> 10)) MB; large-file tree: 4 x $BIG_MB MiB of random data."
+fi
+ran pack && bench_pack rootfs "$WORK/rootfs/" && bench_pack big "$WORK/big"
+ran digest && bench_digest
+ran attach && bench_attach
+
+# A run of some steps keeps the other steps' rows (and their trees' description) from
+# the previous results, so that one table holds every figure.
+OLD=$(cat "$RESULTS" 2>/dev/null)
+declare -A PREFIX=([pack]='pack ' [digest]='digest ' [attach]='(attach\+detach|floor|process start)')
+TABLE=() CARRIED=()
+for step in pack digest attach; do
+	if ran "$step"; then
+		for r in "${ROWS[@]}"; do [[ $r =~ ^\|\ ${PREFIX[$step]} ]] && TABLE+=("$r"); done
+	elif grep -qE "^\| ${PREFIX[$step]}" <<<"$OLD"; then
+		mapfile -t -O "${#TABLE[@]}" TABLE < <(grep -E "^\| ${PREFIX[$step]}" <<<"$OLD")
+		CARRIED+=("$step")
+	fi
+done
+if [ -z "${TREES:-}" ]; then
+	TREES=$(sed -n '/^Rootfs-like tree\|Rootfs-like tree:/,/random data\./p' <<<"$OLD" | tr '\n' ' ' |
+		sed 's/.*\(Rootfs-like tree:.*random data\.\).*/\1/')
+fi
 
 {
 	echo "# loopimg benchmark results"
 	echo
 	echo "Generated by \`bench/loopimg.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r),"
-	echo "$(mke2fs -V 2>&1 | head -n 1). Rootfs-like tree: a copy of /usr, $ENTRIES entries, $ROOTFS_MB MB;"
-	echo "large-file tree: 4 x $BIG_MB MiB of random data. CPU = user + system seconds of the tool"
-	echo "(/usr/bin/time); every image is e2fsck -fn clean unless noted. One run each, same machine,"
-	echo "same session; other jobs may have been running."
+	echo "$(mke2fs -V 2>&1 | head -n 1); load average at the start: $LOAD_START, at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+	[ -n "${TREES:-}" ] && echo "$TREES"
+	if [ "${#CARRIED[@]}" -gt 0 ]; then
+		# Where the old rows were themselves kept from an earlier run, that run's date.
+		prev=$(sed -n 's/.* rows are kept from the run of \(.* UTC\).*/\1/p' <<<"$OLD" | head -n 1)
+		[ -n "$prev" ] || prev=$(sed -n 's/^Generated by `bench\/loopimg.sh` on \([^,]*\),.*/\1/p' <<<"$OLD" | head -n 1)
+		echo "This run measured only:${STEPS% }. The $(echo "${CARRIED[*]}" | sed 's/ / and /g') rows are kept from the run of $prev"
+		echo "(LOOPIMG_BENCH_STEPS runs a subset of the steps and keeps the other rows)."
+	fi
 	echo
+	echo "CPU = user + system of the tool (/usr/bin/time); every image is e2fsck -fn clean unless"
+	echo "noted. Wall and CPU are seconds unless marked us. One run each, same machine, same session;"
+	echo "other jobs may have been running."
 	echo "Every pack starts cold (the source tree's pages dropped with POSIX_FADV_DONTNEED)."
 	echo "mke2fs and genext2fs get 25% more room than loopimg's auto-sized image (mke2fs"
-	echo "adds a journal and 5% reserved blocks); \"on disk\" is du. The attach+detach"
-	echo "figures of both CLIs are dominated by starting a process on this VM (about 3-5 ms);"
-	echo "the API row is what layerctl pays. The cold digest reads a sparse image, so holes"
-	echo "are read without I/O: compare it with dd iflag=direct of the same file."
+	echo "adds a journal and 5% reserved blocks); \"on disk\" is du. The cold digest reads a"
+	echo "sparse image, so holes are read without I/O: compare it with dd iflag=direct of the"
+	echo "same file."
 	echo
-	echo "| step | wall s | CPU s | size / rate | notes |"
+	echo "attach+detach: the API row is what layerctl pays (bench/loopimg_attach.c, one process)."
+	echo "The CLI rows run \`sh -c 'd=\$(TOOL attach IMG) && TOOL detach \$d'\` side by side in one"
+	echo "hyperfine run ($ROUNDS rounds, pooled): median (mean ± standard deviation); ratios are of"
+	echo "medians. The floor rows run the same line with programs that do nothing: no CLI can be"
+	echo "faster than the static no-op floor. The process start rows are one exec each, no shell."
+	echo
+	echo "| step | wall | CPU | size / rate | notes |"
 	echo "|---|---|---|---|---|"
-	printf '%s\n' "${ROWS[@]}"
+	printf '%s\n' "${TABLE[@]}"
 } >"$RESULTS"
 log "wrote $RESULTS"
 rm -f "$WORK"/*.loopimg "$WORK/small.img"

@@ -21,9 +21,12 @@
 
 static int pack_to_temp(struct store *s, const char *dir, char **out)
 {
-	/* Reproducible: the same tree gives the same bytes, hence the same id. */
+	/*
+	 * Reproducible: the same tree gives the same bytes, hence the same id.
+	 * No lost+found: it would show in the root of every stack the layer is in.
+	 */
 	struct pack_options o = {
-	    .image = {.reproducible = true, .extra_percent = 10},
+	    .image = {.reproducible = true, .extra_percent = 10, .no_lost_found = true},
 	    .tree = {.reproducible = true},
 	    .progress = isatty(STDERR_FILENO),
 	};

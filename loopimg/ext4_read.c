@@ -87,6 +87,14 @@ uint32_t ext4_read_inode_count(const struct ext4_reader *r)
 	return r->fs->super->s_inodes_count;
 }
 
+uint64_t ext4_read_used_bytes(const struct ext4_reader *r)
+{
+	blk64_t blocks = ext2fs_blocks_count(r->fs->super);
+	blk64_t free = ext2fs_free_blocks_count(r->fs->super);
+
+	return free < blocks ? (uint64_t)(blocks - free) * r->fs->blocksize : 0;
+}
+
 static struct timespec decode_time(uint32_t lo, uint32_t extra, bool has_extra)
 {
 	struct timespec ts = {.tv_sec = (int32_t)lo};
@@ -126,6 +134,7 @@ int ext4_read_inode(struct ext4_reader *r, uint32_t ino, struct ext4_inode_attr 
 	out->gid = inode_gid(in);
 	out->size = EXT2_I_SIZE(&in);
 	out->links = in.i_links_count;
+	out->alloc_bytes = ext2fs_get_stat_i_blocks(r->fs, (struct ext2_inode *)&in) * 512;
 	out->atime = decode_time(in.i_atime, in.i_atime_extra, extra);
 	out->mtime = decode_time(in.i_mtime, in.i_mtime_extra, extra);
 	out->ctime = decode_time(in.i_ctime, in.i_ctime_extra, extra);

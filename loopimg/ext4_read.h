@@ -23,6 +23,7 @@ struct ext4_inode_attr {
 	struct timespec atime, mtime, ctime;
 	dev_t rdev;
 	uint32_t links;
+	uint64_t alloc_bytes; /* blocks it holds in the image (data, extent tree, xattr block) */
 };
 
 typedef int (*ext4_dirent_fn)(const char *name, size_t len, uint32_t ino, void *opaque);
@@ -32,6 +33,8 @@ typedef int (*ext4_xattr_fn)(const char *name, const void *value, size_t len, vo
 int ext4_read_open(const char *path, struct ext4_reader **out);
 void ext4_read_close(struct ext4_reader *r);
 uint32_t ext4_read_inode_count(const struct ext4_reader *r);
+/* Bytes of the image in use, by the superblock's count (for progress). */
+uint64_t ext4_read_used_bytes(const struct ext4_reader *r);
 int ext4_read_inode(struct ext4_reader *r, uint32_t ino, struct ext4_inode_attr *out);
 /* Calls fn for each entry of a directory except "." and "..". */
 int ext4_read_dir(struct ext4_reader *r, uint32_t ino, ext4_dirent_fn fn, void *opaque);

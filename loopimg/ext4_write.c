@@ -172,6 +172,11 @@ static int add_lost_found(struct ext4_writer *w)
 	return 0;
 }
 
+static bool is_lost_found(const struct tree_node *dir, const struct tree_node *c)
+{
+	return !dir->parent && S_ISDIR(c->mode) && !strcmp(c->name, "lost+found");
+}
+
 /* A directory's entries get consecutive numbers, so stat() over a listing stays local. */
 static void assign_children(struct ext4_writer *w, struct tree_node *dir, uint32_t *next)
 {
@@ -180,7 +185,7 @@ static void assign_children(struct ext4_writer *w, struct tree_node *dir, uint32
 
 		if (c->link_first)
 			continue;
-		if (!dir->parent && S_ISDIR(c->mode) && !strcmp(c->name, "lost+found"))
+		if (is_lost_found(dir, c))
 			c->ino = LOST_FOUND_INO;
 		else
 			c->ino = (*next)++;
@@ -192,11 +197,17 @@ static void assign_children(struct ext4_writer *w, struct tree_node *dir, uint32
 
 static int assign_inodes(struct ext4_writer *w)
 {
-	uint32_t next = FIRST_INO;
-	int r = add_lost_found(w);
+	struct tree_node *root = w->tree->root;
+	uint32_t next = LOST_FOUND_INO;
+	int r = w->params.no_lost_found ? 0 : add_lost_found(w);
 
 	if (r < 0)
 		return r;
+	/* Inode 11 is lost+found's when there is one, else the first ordinary inode, as in mke2fs.
+	 */
+	for (size_t i = 0; i < root->nchildren; i++)
+		if (is_lost_found(root, root->children[i]))
+			next = FIRST_INO;
 	w->tree->root->ino = EXT2_ROOT_INO;
 	assign_children(w, w->tree->root, &next);
 	w->max_ino = next - 1;
@@ -489,7 +500,7 @@ static void mark_inodes(struct ext4_writer *w)
 	for (uint32_t ino = 1; ino <= w->max_ino; ino++) {
 		const struct tree_node *n = w->by_ino[ino];
 
-		if (ino < FIRST_INO && ino != EXT2_ROOT_INO && !n)
+		if (ino < LOST_FOUND_INO && ino != EXT2_ROOT_INO && !n) /* reserved inodes */
 			ext2fs_inode_alloc_stats2(w->fs, ino, +1, 0);
 		else if (n)
 			ext2fs_inode_alloc_stats2(w->fs, ino, +1, S_ISDIR(n->mode));

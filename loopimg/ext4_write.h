@@ -14,9 +14,10 @@ struct ext4_write_params {
 	const char *label;
 	bool set_uuid;
 	uint8_t uuid[16];
-	bool reproducible; /* seeds from the tree, checksum seed kept apart from the UUID */
-	int64_t fs_time;   /* superblock and lost+found times; 0 means now */
-	const char *name;  /* the image's name in messages */
+	bool reproducible;  /* seeds from the tree, checksum seed kept apart from the UUID */
+	bool no_lost_found; /* add no lost+found to the root (a lost+found in the tree stays) */
+	int64_t fs_time;    /* superblock and lost+found times; 0 means now */
+	const char *name;   /* the image's name in messages */
 };
 
 struct ext4_writer;

@@ -85,6 +85,56 @@ static int need_args(int argc, char **argv, int n)
 	return 0;
 }
 
+/* A command's option without an argument: --name or -c sets bit. */
+struct flag_option {
+	const char *name;
+	char c;
+	uint32_t bit;
+};
+
+#define MAX_FLAGS 4
+
+/*
+ * For a command whose options are all flags (and -h, -V): ORs each given
+ * flag's bit into *set, then checks for n operands (one or more when n is
+ * negative). Returns -1 to go on, or an exit code.
+ */
+static int parse_flags(int argc, char **argv, const struct flag_option *flags, size_t nflags, int n,
+		       uint32_t *set)
+{
+	struct option longopts[MAX_FLAGS + 3] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	};
+	char shortopts[MAX_FLAGS + 3] = "hV";
+	int opt;
+
+	for (size_t i = 0; i < nflags && i < MAX_FLAGS; i++) {
+		longopts[i + 2] = (struct option){flags[i].name, no_argument, NULL, flags[i].c};
+		shortopts[i + 2] = flags[i].c;
+	}
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		size_t i = 0;
+
+		while (i < nflags && flags[i].c != opt)
+			i++;
+		if (i == nflags)
+			return common_option(opt);
+		*set |= flags[i].bit;
+	}
+	if (n < 0)
+		return optind < argc ? -1 : usage_error("missing operand");
+	return need_args(argc, argv, n) ?: -1;
+}
+
+/* For a command whose only options are -h and -V. */
+static int parse_plain(int argc, char **argv, int n)
+{
+	return parse_flags(argc, argv, NULL, 0, n, &(uint32_t){0});
+}
+
+static const struct flag_option json_flag[] = {{"json", 'j', 1}};
+
 /* ---- pack ---- */
 
 static int parse_uuid(const char *s, uint8_t out[16])
@@ -122,7 +172,7 @@ static int source_date_epoch(struct pack_options *o)
 	return 0;
 }
 
-enum { OPT_EXTRA = 0x100, OPT_REPRODUCIBLE, OPT_OWNER_MAP, OPT_ROOT_OWNED };
+enum { OPT_EXTRA = 0x100, OPT_REPRODUCIBLE, OPT_OWNER_MAP, OPT_ROOT_OWNED, OPT_NO_LOST_FOUND };
 
 static int pack_option(struct pack_options *o, int opt, const char *arg)
 {
@@ -164,6 +214,9 @@ static int pack_option(struct pack_options *o, int opt, const char *arg)
 	case OPT_ROOT_OWNED:
 		o->tree.root_owned = true;
 		break;
+	case OPT_NO_LOST_FOUND:
+		o->image.no_lost_found = true;
+		break;
 	case 'f':
 		o->force = true;
 		break;
@@ -195,6 +248,7 @@ static int cmd_pack(int argc, char **argv)
 	    {"reproducible", no_argument, NULL, OPT_REPRODUCIBLE},
 	    {"owner-map", required_argument, NULL, OPT_OWNER_MAP},
 	    {"root-owned", no_argument, NULL, OPT_ROOT_OWNED},
+	    {"no-lost-found", no_argument, NULL, OPT_NO_LOST_FOUND},
 	    {"force", no_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -223,18 +277,12 @@ static int cmd_pack(int argc, char **argv)
 
 static int cmd_unpack(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
-	int opt, r;
+	int r = parse_plain(argc, argv, 2);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 2)))
+	if (r >= 0)
 		return r;
-	return unpack_run(argv[optind], argv[optind + 1]) < 0 ? EXIT_FAILURE : 0;
+	r = unpack_run(argv[optind], argv[optind + 1], isatty(STDERR_FILENO));
+	return r < 0 ? EXIT_FAILURE : 0;
 }
 
 /* ---- info ---- */
@@ -290,25 +338,11 @@ static void print_info_text(const char *path, const struct imginfo *i)
 
 static int cmd_info(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
 	struct imginfo info;
-	bool json = false;
-	int opt, r;
+	uint32_t json = 0;
+	int r = parse_flags(argc, argv, json_flag, ARRAY_SIZE(json_flag), 1, &json);
 
-	while ((opt = getopt_long(argc, argv, "jhV", longopts, NULL)) != -1) {
-		if (opt == 'j') {
-			json = true;
-			continue;
-		}
-		return common_option(opt);
-	}
-	r = need_args(argc, argv, 1);
-	if (r)
+	if (r >= 0)
 		return r;
 	r = imginfo_probe(argv[optind], &info);
 	if (r < 0) {
@@ -332,27 +366,16 @@ static int cmd_info(int argc, char **argv)
 
 static int cmd_attach(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"read-only", no_argument, NULL, 'r'}, {"direct-io", no_argument, NULL, 'D'},
-	    {"autoclear", no_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},   {0},
+	static const struct flag_option options[] = {
+	    {"read-only", 'r', LO_FLAGS_READ_ONLY},
+	    {"direct-io", 'D', LO_FLAGS_DIRECT_IO},
+	    {"autoclear", 'a', LO_FLAGS_AUTOCLEAR},
 	};
 	uint32_t flags = 0;
 	struct loopdev lc;
-	int opt, r;
+	int r = parse_flags(argc, argv, options, ARRAY_SIZE(options), 1, &flags);
 
-	while ((opt = getopt_long(argc, argv, "rDahV", longopts, NULL)) != -1) {
-		if (opt == 'r')
-			flags |= LO_FLAGS_READ_ONLY;
-		else if (opt == 'D')
-			flags |= LO_FLAGS_DIRECT_IO;
-		else if (opt == 'a')
-			flags |= LO_FLAGS_AUTOCLEAR;
-		else
-			return common_option(opt);
-	}
-	r = need_args(argc, argv, 1);
-	if (r)
+	if (r >= 0)
 		return r;
 	loopdev_init(&lc);
 	loopdev_set_flags(&lc, flags);
@@ -402,17 +425,11 @@ static int detach_one(const char *arg)
 
 static int cmd_detach(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
-	int opt, r = 0;
+	int r = parse_plain(argc, argv, -1);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if (optind >= argc)
-		return usage_error("missing operand");
+	if (r >= 0)
+		return r;
+	r = 0;
 	for (int i = optind; i < argc; i++)
 		if (detach_one(argv[i]) < 0)
 			r = EXIT_FAILURE;
@@ -421,23 +438,12 @@ static int cmd_detach(int argc, char **argv)
 
 static int cmd_list(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
 	_cleanup_free_ struct loopdev_info *list = NULL;
-	bool json = false;
+	uint32_t json = 0;
 	size_t n;
-	int opt, r;
+	int r = parse_flags(argc, argv, json_flag, ARRAY_SIZE(json_flag), 0, &json);
 
-	while ((opt = getopt_long(argc, argv, "jhV", longopts, NULL)) != -1) {
-		if (opt != 'j')
-			return common_option(opt);
-		json = true;
-	}
-	if ((r = need_args(argc, argv, 0)))
+	if (r >= 0)
 		return r;
 	r = loopdev_list(&list, &n);
 	if (r < 0) {
@@ -472,22 +478,12 @@ static int cmd_list(int argc, char **argv)
 
 static int cmd_mount(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"read-only", no_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
+	static const struct flag_option options[] = {{"read-only", 'r', 1}};
 	char device[32];
-	bool ro = false;
-	int opt, r;
+	uint32_t ro = 0;
+	int r = parse_flags(argc, argv, options, ARRAY_SIZE(options), 2, &ro);
 
-	while ((opt = getopt_long(argc, argv, "rhV", longopts, NULL)) != -1) {
-		if (opt != 'r')
-			return common_option(opt);
-		ro = true;
-	}
-	if ((r = need_args(argc, argv, 2)))
+	if (r >= 0)
 		return r;
 	r = imgmount_mount(argv[optind], argv[optind + 1], ro, device, sizeof(device));
 	if (r < 0)
@@ -498,16 +494,9 @@ static int cmd_mount(int argc, char **argv)
 
 static int cmd_umount(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
-	int opt, r;
+	int r = parse_plain(argc, argv, 1);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 1)))
+	if (r >= 0)
 		return r;
 	return imgmount_umount(argv[optind]) < 0 ? EXIT_FAILURE : 0;
 }
@@ -537,17 +526,10 @@ static int digest_image(const char *path, char *hex)
 
 static int cmd_digest(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
 	char hex[DIGEST_HEX_LEN + 1];
-	int opt, r;
+	int r = parse_plain(argc, argv, 1);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 1)))
+	if (r >= 0)
 		return r;
 	if (digest_image(argv[optind], hex) < 0)
 		return EXIT_FAILURE;
@@ -558,17 +540,10 @@ static int cmd_digest(int argc, char **argv)
 /* Exit 0 on a match, 1 on a mismatch, 2 when the digest cannot be computed or parsed. */
 static int cmd_verify(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
-	};
 	char want[DIGEST_HEX_LEN + 1], got[DIGEST_HEX_LEN + 1];
-	int opt, r;
+	int r = parse_plain(argc, argv, 2);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 2)))
+	if (r >= 0)
 		return r;
 	if (!digest_parse(argv[optind + 1], want))
 		return usage_error("'%s': not an xxh3-128 digest (32 hex digits)",
@@ -596,6 +571,7 @@ static const struct command commands[] = {
      "      --reproducible    same tree, same bytes (honours SOURCE_DATE_EPOCH)\n"
      "      --owner-map MAP   u:FROM:TO,g:FROM:TO,... ids to rewrite\n"
      "      --root-owned      every file owned by 0:0\n"
+     "      --no-lost-found   no lost+found in the image root (one in SRC is kept)\n"
      "  -f, --force           replace an existing IMG\n"},
     {"unpack", cmd_unpack, "unpack IMG DIR",
      "Write the tree in IMG into DIR (new or empty), read with libext2fs, no mount.\n"},

@@ -22,6 +22,7 @@
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/path.h"
+#include "lib/progress.h"
 #include "loopimg/ext4_read.h"
 
 #define MAX_DEPTH 2048
@@ -45,6 +46,8 @@ struct unpack {
 	char **link_paths; /* inode -> path (relative to DIR) of its first link */
 	uint32_t ninodes;
 	bool privileged;
+	struct progress progress; /* bytes of the image: each object's blocks once made */
+	uint64_t done;
 };
 
 static bool bit_test_and_set(uint8_t *map, uint32_t ino)
@@ -133,6 +136,12 @@ static int apply_meta(struct unpack *u, int dirfd, const char *name, int fd, uin
 
 /* ---- objects ---- */
 
+static void advance(struct unpack *u, const struct ext4_inode_attr *a)
+{
+	u->done += a->alloc_bytes;
+	progress_update(&u->progress, u->done);
+}
+
 static int make_file(struct unpack *u, int dirfd, const struct entry *e,
 		     const struct ext4_inode_attr *a)
 {
@@ -145,6 +154,7 @@ static int make_file(struct unpack *u, int dirfd, const struct entry *e,
 	r = ext4_read_data(u->r, e->ino, fd);
 	if (r < 0)
 		return log_errno(r, "unpack: %s: data", e->name);
+	advance(u, a);
 	return apply_meta(u, dirfd, e->name, fd, e->ino, a);
 }
 
@@ -165,6 +175,7 @@ static int make_special(struct unpack *u, int dirfd, const struct entry *e,
 	}
 	if (r < 0)
 		return log_errno(-errno, "unpack: %s", e->name);
+	advance(u, a);
 	return apply_meta(u, dirfd, e->name, -1, e->ino, a);
 }
 
@@ -221,6 +232,7 @@ static int make_dir(struct unpack *u, int dirfd, const char *rel, const struct e
 	fd = openat(dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(-errno, "unpack: %s", sub);
+	advance(u, a);
 	r = unpack_dir(u, e->ino, fd, sub, depth + 1);
 	if (r < 0)
 		return r;
@@ -249,8 +261,10 @@ static int unpack_entry(struct unpack *u, uint32_t parent, int dirfd, const char
 		return r;
 	if (S_ISDIR(a.mode)) {
 		/* mke2fs and pack make it; an empty one is not part of the tree. */
-		if (is_empty_lost_found(u, parent, e))
+		if (is_empty_lost_found(u, parent, e)) {
+			advance(u, &a);
 			return 0;
+		}
 		return make_dir(u, dirfd, rel, e, &a, depth);
 	}
 	return make_link_or_object(u, dirfd, rel, e, &a);
@@ -308,13 +322,14 @@ static int unpack_root(struct unpack *u)
 	if (!S_ISDIR(a.mode))
 		return log_errno(-EUCLEAN, "unpack: %s: root is not a directory", u->img);
 	bit_test_and_set(u->visited, ROOT_INO);
+	advance(u, &a);
 	r = unpack_dir(u, ROOT_INO, u->root_fd, "", 0);
 	if (r < 0)
 		return r;
 	return apply_meta(u, u->root_fd, "", u->root_fd, ROOT_INO, &a);
 }
 
-int unpack_run(const char *img, const char *dir)
+int unpack_run(const char *img, const char *dir, bool progress)
 {
 	struct unpack u = {.img = img, .root_fd = -EBADF, .privileged = geteuid() == 0};
 	int r = ext4_read_open(img, &u.r);
@@ -328,8 +343,15 @@ int unpack_run(const char *img, const char *dir)
 		r = -ENOMEM;
 	if (r >= 0)
 		r = u.root_fd = open_target(dir);
+	if (r >= 0 && progress)
+		progress_init(&u.progress, "unpack", ext4_read_used_bytes(u.r), true, false);
 	if (r >= 0)
 		r = unpack_root(&u);
+	/* What the objects' blocks leave out (inode tables, bitmaps, a journal) was read on the
+	 * way. */
+	if (r >= 0)
+		progress_update(&u.progress, MAX(u.done, u.progress.total));
+	progress_finish(&u.progress);
 	if (u.link_paths)
 		for (uint32_t i = 0; i <= u.ninodes; i++)
 			free(u.link_paths[i]);

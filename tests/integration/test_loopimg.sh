@@ -180,6 +180,33 @@ check "kernel mounts the reproducible image" bash -c "'$LOOPIMG' mount -r '$T_TM
 check_eq "times clamped to SOURCE_DATE_EPOCH" "$SDE" "$(stat -c %Y "$MNT/dir/sub")"
 check "umount the reproducible image" "$LOOPIMG" umount "$MNT"
 
+# ---- --no-lost-found, and layerctl's layers, which are packed that way ----
+check "pack --no-lost-found" "$LOOPIMG" pack --no-lost-found "$SRC" "$T_TMP/nolf.img"
+if fsck_clean "$T_TMP/nolf.img"; then pass "e2fsck -fn: clean without lost+found"; else fail "e2fsck -fn: clean without lost+found"; fi
+check_eq "no lost+found in the image root" "no" \
+	"$(debugfs -R 'ls /' "$T_TMP/nolf.img" 2>/dev/null | grep -q 'lost+found' && echo yes || echo no)"
+t_track_mount "$MNT"
+check "mount -r the image without lost+found" bash -c "'$LOOPIMG' mount -r '$T_TMP/nolf.img' '$MNT' >/dev/null"
+check_fails "the kernel shows no lost+found" test -e "$MNT/lost+found"
+if compare_trees "$SRC" "$MNT"; then pass "image without lost+found equals the source"; else fail "image without lost+found equals the source"; fi
+check "umount the image without lost+found" "$LOOPIMG" umount "$MNT"
+check "unpack the image without lost+found" "$LOOPIMG" unpack "$T_TMP/nolf.img" "$T_TMP/nolf"
+if compare_trees "$SRC" "$T_TMP/nolf" noctime; then pass "its unpacked tree equals the source"; else fail "its unpacked tree equals the source"; fi
+rm -rf "$T_TMP/nolf" "$T_TMP/nolf.img"
+# A lost+found of the source's own is part of the tree: kept, contents and all.
+mkdir -p "$T_TMP/lfsrc/lost+found" "$T_TMP/lfsrc/a"
+echo kept >"$T_TMP/lfsrc/lost+found/file"
+check "pack --no-lost-found of a tree with its own lost+found" "$LOOPIMG" pack --no-lost-found "$T_TMP/lfsrc" "$T_TMP/lf.img"
+check_eq "the source's lost+found is kept" "kept" "$(debugfs -R 'cat /lost+found/file' "$T_TMP/lf.img" 2>/dev/null)"
+if fsck_clean "$T_TMP/lf.img"; then pass "and e2fsck -fn reports it clean"; else fail "and e2fsck -fn reports it clean"; fi
+if [ -x "$LAYERCTL" ]; then
+	id=$(timeout 60 "$LAYERCTL" --store "$T_TMP/store" import "$T_TMP/copy/dir")
+	check_eq "a layerctl layer image has no lost+found" "no" \
+		"$(debugfs -R 'ls /' "$T_TMP/store/layers/$id.img" 2>/dev/null | grep -q 'lost+found' && echo yes || echo no)"
+	if fsck_clean "$T_TMP/store/layers/$id.img"; then pass "the layer image is e2fsck -fn clean"; else fail "the layer image is e2fsck -fn clean"; fi
+fi
+rm -rf "$T_TMP/lfsrc" "$T_TMP/lf.img" "$T_TMP/store"
+
 # ---- a directory big enough for a two-level htree ----
 mkdir -p "$T_TMP/huge/d"
 (cd "$T_TMP/huge/d" && seq -f 'a-rather-long-file-name-to-fill-leaves-%g' 1 120000 | xargs touch)
