@@ -12,14 +12,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -33,6 +36,7 @@
 
 enum run_step {
 	STEP_PRIVATE,
+	STEP_LOOPBACK,
 	STEP_ROOT,
 	STEP_PROC,
 	STEP_DEV,
@@ -48,6 +52,7 @@ enum run_step {
 
 static const char *const step_names[] = {
     [STEP_PRIVATE] = "making mounts private",
+    [STEP_LOOPBACK] = "bringing up lo",
     [STEP_ROOT] = "entering the root",
     [STEP_PROC] = "mounting /proc",
     [STEP_DEV] = "populating /dev",
@@ -172,6 +177,27 @@ static void setup_binds(struct child *c)
 	}
 }
 
+/* A new network namespace starts with lo down: 127.0.0.1 would not answer. */
+static void loopback_up(struct child *c)
+{
+	struct ifreq ifr = {.ifr_name = "lo"};
+	int fd, r;
+
+	if (c->o->host_net)
+		return;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		child_fail(c, STEP_LOOPBACK, errno, 0);
+	r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (r == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	if (r < 0)
+		child_fail(c, STEP_LOOPBACK, errno, 0);
+	close(fd);
+}
+
 /* --init: PID 1 of the namespace, forwarding signals to CMD and reaping every orphan. */
 static volatile pid_t init_child;
 
@@ -226,6 +252,7 @@ static int child_main(void *arg)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* Private first: nothing below may propagate back to the host. */
 	CHILD_TRY(c, STEP_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+	loopback_up(c);
 	CHILD_TRY(c, STEP_ROOT, chdir(c->root));
 	if (image_has_dir("proc"))
 		CHILD_TRY(c, STEP_PROC,
