@@ -201,6 +201,8 @@ out=$(LC run demo -- /bin/sh -c 'ls /proc/1 >/dev/null && ls /dev/null /dev/pts/
 check_eq "run: /proc, /dev, read-only /sys" "/dev/null /dev/pts/ptmx sys-ro" "$(echo $out)"
 out=$(LC run demo -- /bin/sh -c 'ip -o link | cut -d" " -f2')
 check_eq "run: a private network namespace by default" "lo:" "$out"
+out=$(LC run demo -- /bin/sh -c 'ip -o link show lo | grep -q "<LOOPBACK,UP" && ping -c1 -W5 127.0.0.1 >/dev/null && echo up')
+check_eq "run: lo is up in the new network namespace, 127.0.0.1 answers" "up" "$out"
 check_eq "run: no mount points left in the upper dir" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
 check_eq "run: no leak" "$before" "$(leaks)"
 check "run on a mounted stack keeps it mounted" sh -c "
@@ -247,9 +249,18 @@ else
 fi
 
 # ---- commit ----
-LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release'
+LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release; echo more >>/etc/passwd'
 check "the write went to the upper dir" test -f "$STORE/stacks/demo/upper/root/file"
+# unionfs's own xattrs (copy-up origins): in the upper, never in a committed layer.
+internal_xattrs() { getfattr -R -h -d -m '^(trusted|user)\.unionfs\.' --absolute-names "$1" 2>/dev/null; }
+check "copy-up left unionfs's internal xattrs in the upper" sh -c \
+	"getfattr -R -h -d -m '^trusted\.unionfs\.' '$STORE/stacks/demo/upper' 2>/dev/null | grep -q unionfs"
 c1=$(LC commit --name c1 demo)
+root=$(LC mount demo)
+check_eq "the committed layer carries no trusted/user.unionfs.* xattrs" "" \
+	"$(internal_xattrs "$STORE/run/demo/l1")"
+check_eq "the copied-up file is in the committed layer" "more" "$(tail -n 1 "$STORE/run/demo/l1/etc/passwd" 2>&1)"
+check "umount" "$LCX" umount demo
 check "commit prints a new id" test "${#c1}" -eq 32
 check_eq "commit empties the upper" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
 check "commit records the parent" sh -c "'$LAYERCTL' --store '$STORE' inspect c1 | grep -q '\"parent\":\"$base\"'"
@@ -266,6 +277,8 @@ lowers=$(for ((i = n - 1; i >= 0; i--)); do printf '%s:' "$STORE/run/demo/l$i"; 
 mount_overlay "$T_TMP/kr" "lowerdir=$lowers,redirect_dir=follow"
 check_eq "the kernel follows the committed redirect" "hi" "$(cat "$T_TMP/kr/tmp/y/f" 2>&1)"
 check "the kernel hides the old name" test ! -e "$T_TMP/kr/tmp/x"
+check_eq "the committed layer keeps the redirect xattr" "/tmp/x" \
+	"$(getfattr -h --absolute-names --only-values -n trusted.overlay.redirect "$STORE/run/demo/l$((n - 1))/tmp/y" 2>&1)"
 if [ "$(cat "$root/tmp/y/f" 2>/dev/null)" = hi ]; then
 	pass "unionfs follows the committed redirect"
 else
