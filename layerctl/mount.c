@@ -94,9 +94,10 @@ static int union_path(char *buf, size_t size)
 	return 0;
 }
 
+/* The unionfs options; upper and work NULL for a read-only union of the lowers. */
 static int build_options(struct stack_mount *m, const char *upper, const char *work, char **out)
 {
-	size_t size = strlen(upper) + strlen(work) + 64;
+	size_t size = (upper ? strlen(upper) + strlen(work) : 0) + 64;
 	char *opts, *p;
 
 	for (size_t i = 0; i < m->nlowers; i++)
@@ -107,7 +108,8 @@ static int build_options(struct stack_mount *m, const char *upper, const char *w
 	p += sprintf(p, "lowerdir=");
 	for (size_t i = m->nlowers; i-- > 0;)
 		p += sprintf(p, "%s%s", m->lowers[i], i ? ":" : "");
-	sprintf(p, ",upperdir=%s,workdir=%s", upper, work);
+	if (upper)
+		sprintf(p, ",upperdir=%s,workdir=%s", upper, work);
 	*out = opts;
 	return 0;
 }
@@ -419,5 +421,58 @@ int mount_unmount(struct store *s, const char *name)
 	}
 	free(m->root);
 	free(m->run_dir);
+	return r;
+}
+
+/* ---- read-only unions of layers, for export ---- */
+
+int mount_layers_ro(struct store *s, const char *const *ids, size_t n, const char *dir,
+		    struct stack_mount **out)
+{
+	struct stack_mount *m = calloc(1, sizeof(*m));
+	_cleanup_free_ char *opts = NULL;
+	int r = 0;
+
+	if (!m)
+		return -ENOMEM;
+	m->name = "";
+	m->run_dir = strdup(dir);
+	m->root = path_join(dir, "root");
+	if (!m->run_dir || !m->root)
+		r = -ENOMEM;
+	else if (mkdir(m->root, 0755) < 0 && errno != EEXIST)
+		r = -errno;
+	if (r == 0)
+		r = mount_lowers(s, m, (const char **)ids, n);
+	if (r == 0)
+		r = build_options(m, NULL, NULL, &opts);
+	if (r == 0)
+		r = run_unionfs(opts, m->root);
+	m->union_mounted = r == 0;
+	if (r < 0) {
+		mount_layers_release(m);
+		return log_errno(r, "mount: a union of %zu layers at %s", n, dir);
+	}
+	*out = m;
+	return 0;
+}
+
+const char *mount_layers_root(const struct stack_mount *m)
+{
+	return m->root;
+}
+
+int mount_layers_release(struct stack_mount *m)
+{
+	int r;
+
+	if (!m)
+		return 0;
+	r = undo(m);
+	if (m->root)
+		rmdir(m->root);
+	free(m->root);
+	free(m->run_dir);
+	free(m);
 	return r;
 }

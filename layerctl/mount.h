@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "layerctl/store.h"
 
@@ -16,3 +17,15 @@ int mount_stack(struct store *s, const char *name, const char *mnt, bool tmp, ch
 int mount_unmount(struct store *s, const char *name);
 /* 1 when name is mounted (*root, when root is non-NULL, receives where), 0 when not. */
 int mount_is_mounted(struct store *s, const char *name, char **root);
+
+struct stack_mount;
+/*
+ * A read-only union of layers ids[0..n) (base first) at DIR/root, each layer mounted at
+ * DIR/lN: no upper, no state file, for the caller to release. Export uses it to see what a
+ * redirected directory holds.
+ */
+int mount_layers_ro(struct store *s, const char *const *ids, size_t n, const char *dir,
+		    struct stack_mount **out);
+const char *mount_layers_root(const struct stack_mount *m);
+/* Unmounts and frees m (NULL is fine). */
+int mount_layers_release(struct stack_mount *m);

@@ -267,9 +267,15 @@ check "commit records the parent" sh -c "'$LAYERCTL' --store '$STORE' inspect c1
 out=$(LC run demo -- /bin/sh -c 'cat /root/file; test -e /etc/release || echo gone')
 check_eq "the committed layer is in the stack" "data gone" "$(echo $out)"
 # A renamed lower dir is a redirect in the upper: commit keeps it, and the kernel follows it.
-LC run demo -- /bin/sh -c 'mkdir /tmp/x && echo hi >/tmp/x/f'
+# The dir's contents come from two layers (with a whiteout in the second) before the rename.
+LC run demo -- /bin/sh -c 'mkdir -p /tmp/x/sub && echo hi >/tmp/x/f && echo deep >/tmp/x/sub/d'
 LC commit demo >/dev/null
-LC run demo -- /bin/sh -c 'mv /tmp/x /tmp/y'
+LC run demo -- /bin/sh -c 'echo two >/tmp/x/f2 && rm /tmp/x/sub/d && echo e >/tmp/x/sub/e'
+LC commit demo >/dev/null
+LC run demo -- /bin/sh -c 'mv /tmp/x /tmp/y && echo added >/tmp/y/g'
+root=$(LC mount demo)
+tree_of "$root" >"$T_TMP/merged-before-commit"
+check "umount" "$LCX" umount demo
 check "commit of a renamed dir" sh -c "'$LCX' commit demo >/dev/null"
 root=$(LC mount demo)
 n=$(ls -d "$STORE"/run/demo/l* | wc -l)
@@ -285,7 +291,59 @@ else
 	echo "skip - unionfs follows the committed redirect: unionfs does not follow redirects in lower layers yet"
 fi
 t_umount "$T_TMP/kr"
+tree_of "$root" >"$T_TMP/merged-after-commit"
+compare "the merged view is the same after the commit" "$T_TMP/merged-before-commit" "$T_TMP/merged-after-commit"
 check "umount" "$LCX" umount demo
+
+# OCI has no redirects: the export materialises the renamed dir in the layer that renamed it.
+# Unpacked layer by layer with OCI whiteout handling, the image is the merged view.
+oci_unpack() { # oci_unpack LAYOUT DIR
+	python3 - "$1" "$2" <<'PY'
+import json, os, shutil, sys, tarfile
+oci, out = sys.argv[1:3]
+blob = lambda d: os.path.join(oci, "blobs", *d.split(":"))
+manifest = json.load(open(blob(json.load(open(oci + "/index.json"))["manifests"][0]["digest"])))
+def remove(p):
+    if os.path.isdir(p) and not os.path.islink(p): shutil.rmtree(p)
+    elif os.path.lexists(p): os.unlink(p)
+os.makedirs(out)
+for layer in manifest["layers"]:
+    with tarfile.open(blob(layer["digest"])) as t:
+        keep = []
+        for m in t.getmembers():
+            d, base = os.path.split(os.path.normpath(m.name))
+            if base == ".wh..wh..opq":
+                if os.path.isdir(os.path.join(out, d)):
+                    for c in os.listdir(os.path.join(out, d)): remove(os.path.join(out, d, c))
+            elif base.startswith(".wh."):
+                remove(os.path.join(out, d, base[4:]))
+            else:
+                keep.append(m)
+        for m in keep:
+            p = os.path.join(out, os.path.normpath(m.name))
+            if os.path.lexists(p) and not (m.isdir() and os.path.isdir(p)): remove(p)
+        t.extractall(out, members=keep, numeric_owner=True)
+PY
+}
+check "export --oci of a stack with a committed redirect" "$LCX" export demo --oci "$T_TMP/oci-redirect"
+top_tar=$(python3 -c "import json,sys; d='$T_TMP/oci-redirect'; i=json.load(open(d+'/index.json'));
+m=json.load(open(d+'/blobs/'+i['manifests'][0]['digest'].replace(':','/'))); print(d+'/blobs/'+m['layers'][-1]['digest'].replace(':','/'))")
+check_eq "the renaming layer: the old name's whiteout, the new dir opaque with all it holds" \
+	"./ tmp/ tmp/.wh.x tmp/y/ tmp/y/.wh..wh..opq tmp/y/f tmp/y/f2 tmp/y/g tmp/y/sub/ tmp/y/sub/e" \
+	"$(tar tf "$top_tar" 2>&1 | sort | tr '\n' ' ' | sed 's/ $//')"
+check_fn "unpack the OCI layers in order, with whiteouts" oci_unpack "$T_TMP/oci-redirect" "$T_TMP/unpacked"
+tree_of "$T_TMP/unpacked" >"$T_TMP/unpacked-tree"
+compare "the unpacked OCI image equals the merged view" "$T_TMP/merged-before-commit" "$T_TMP/unpacked-tree"
+if command -v umoci >/dev/null; then
+	check "umoci unpacks the exported image" sh -c \
+		"umoci unpack --image '$T_TMP/oci-redirect:demo' '$T_TMP/umoci' >/dev/null 2>&1"
+	tree_of "$T_TMP/umoci/rootfs" >"$T_TMP/umoci-tree"
+	compare "umoci's rootfs equals the merged view" "$T_TMP/merged-before-commit" "$T_TMP/umoci-tree"
+else
+	echo "skip - umoci unpack of the exported image: umoci not installed"
+fi
+check_eq "no leak after export --oci with redirects" "$before" "$(leaks)"
+check_eq "export leaves no temp dir" "" "$(ls -A "$STORE/tmp")"
 check_fails "commit with nothing to commit" "$LCX" commit demo
 out=$(LC run --tmp demo -- /bin/sh -c 'echo x >/root/tmpfile; cat /root/tmpfile')
 check_eq "run --tmp writes" "x" "$out"
