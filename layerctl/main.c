@@ -20,6 +20,7 @@
 #include "layerctl/commit.h"
 #include "layerctl/export.h"
 #include "layerctl/import.h"
+#include "layerctl/inuse.h"
 #include "layerctl/layer.h"
 #include "layerctl/layerimg.h"
 #include "layerctl/mount.h"
@@ -63,12 +64,14 @@ static void usage(void)
 	    "  layers [--json]              list layers\n"
 	    "  inspect ID                   print a layer's record\n"
 	    "  rm [--force] ID              remove a layer (refused while a stack uses it)\n"
-	    "  gc                           remove temp files and unrecorded images\n"
+	    "  gc                           remove temp files, unrecorded images and the\n"
+	    "                               mounts of killed runs --tmp\n"
 	    "  fsck                         verify every layer against its digest\n"
 	    "Stacks:\n"
 	    "  create NAME LAYER...         a stack of layers, base first\n"
 	    "  stacks [--json]              list stacks\n"
-	    "  rm-stack NAME                remove a stack and its upper dir\n"
+	    "  rm-stack NAME                remove a stack and its upper dir (refused while\n"
+	    "                               mounted or in use by a run)\n"
 	    "  mount [--tmp] NAME [MNT]     mount a stack; prints the rootfs path\n"
 	    "  umount NAME                  unmount it\n"
 	    "  commit [--name N] NAME       turn the upper dir into a new layer on top\n"
@@ -265,6 +268,20 @@ static int cmd_inspect(int argc, char **argv)
 	return fail(r);
 }
 
+/* Even --force does not pull a layer from under a running command. */
+static int refuse_layer_in_use(struct store *s, const char *id)
+{
+	char **users = NULL;
+	int r = stack_users_of_layer(s, id, &users);
+
+	if (r < 0)
+		return log_errno(r, "rm: %s", id);
+	for (char **p = users; r == 0 && *p; p++)
+		r = inuse_refuse(s, "rm", *p, INUSE_ANY);
+	store_free_list(users);
+	return r;
+}
+
 static int cmd_rm(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -285,6 +302,8 @@ static int cmd_rm(int argc, char **argv)
 	if (open_store(&s) < 0)
 		return EXIT_OWN;
 	r = resolve_or_complain(&s, argv[optind], id);
+	if (r == 0)
+		r = refuse_layer_in_use(&s, id);
 	if (r == 0 && !force && stack_using_layer(&s, id, user, sizeof(user)) == 0) {
 		log_error("rm: layer %s is used by stack %s (--force removes it anyway)", id, user);
 		r = -EBUSY;
@@ -295,11 +314,15 @@ static int cmd_rm(int argc, char **argv)
 	return fail(r);
 }
 
-/* Removes tmp/'s contents and images that have no record (a crashed import). */
+/* Undoes killed runs' private mounts; removes tmp/'s contents and images that have no record
+ * (a crashed import). */
 static int collect_garbage(struct store *s, unsigned *count)
 {
 	char **imgs = NULL, **tmps = NULL, rel[PATH_MAX];
-	int r = store_list(s, "layers", ".img", &imgs);
+	int r = mount_clear_stale(s, count);
+
+	if (r == 0)
+		r = store_list(s, "layers", ".img", &imgs);
 
 	if (r == 0)
 		r = store_list(s, "tmp", "", &tmps);
@@ -464,13 +487,17 @@ static int cmd_rm_stack(int argc, char **argv)
 		return r;
 	if (open_store(&s) < 0)
 		return EXIT_OWN;
-	r = mount_is_mounted(&s, argv[optind], NULL);
+	r = inuse_refuse(&s, "rm-stack", argv[optind], INUSE_ANY);
+	if (r == 0)
+		r = mount_is_mounted(&s, argv[optind], NULL);
 	if (r > 0) {
 		log_error("rm-stack: %s: mounted (layerctl umount %s first)", argv[optind],
 			  argv[optind]);
 		r = -EBUSY;
 	} else if (r == 0 && (r = stack_remove(&s, argv[optind])) < 0) {
 		log_errno(r, "rm-stack: %s", argv[optind]);
+	} else if (r == 0) {
+		inuse_forget(&s, argv[optind]);
 	}
 	store_close(&s);
 	return fail(r);
@@ -516,7 +543,9 @@ static int cmd_umount(int argc, char **argv)
 		return r;
 	if (open_store(&s) < 0)
 		return EXIT_OWN;
-	r = mount_unmount(&s, argv[optind]);
+	r = inuse_refuse(&s, "umount", argv[optind], INUSE_MOUNT);
+	if (r == 0)
+		r = mount_unmount(&s, argv[optind]);
 	if (r == -ENOENT)
 		log_error("umount: %s: not mounted", argv[optind]);
 	else if (r < 0)
@@ -544,7 +573,9 @@ static int cmd_commit(int argc, char **argv)
 		return r;
 	if (open_store(&s) < 0)
 		return EXIT_OWN;
-	r = commit_stack(&s, argv[optind], name, id);
+	r = inuse_refuse(&s, "commit", argv[optind], INUSE_MOUNT);
+	if (r == 0)
+		r = commit_stack(&s, argv[optind], name, id);
 	store_close(&s);
 	if (r < 0)
 		return EXIT_OWN;

@@ -209,6 +209,46 @@ check "run on a mounted stack keeps it mounted" sh -c "
 	r=\$('$LAYERCTL' --store '$STORE' mount demo) &&
 	'$LAYERCTL' --store '$STORE' run demo -- true && mountpoint -q \"\$r\" &&
 	'$LAYERCTL' --store '$STORE' umount demo"
+# ---- a running stack is in use ----
+# lc_bg NAP ARGS...: layerctl run ARGS -- /bin/sleep NAP in the background; prints layerctl's pid.
+lc_bg() {
+	local nap=$1 i p; shift
+	"$LCX" run "$@" -- /bin/sleep "$nap" >/dev/null 2>&1 &
+	for i in $(seq 100); do pgrep -x -f "/bin/sleep $nap" >/dev/null && break; sleep 0.1; done
+	p=$(pgrep -P $! -x layerctl)
+	echo "${p:-none}"
+}
+# lc_wake NAP: kills that sleep; its layerctl then ends.
+lc_wake() { pkill -KILL -x -f "/bin/sleep $1"; }
+lc_wait() { local i; for i in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
+napa=$((5000 + RANDOM % 1000)); napb=$((6000 + RANDOM % 1000)); napc=$((7000 + RANDOM % 1000))
+pa=$(lc_bg $napa demo)
+check_eq "in use: rm-stack refuses, naming the run's pid" \
+	"layerctl: rm-stack: stack demo is in use by pid $pa (layerctl run) 125" \
+	"$("$LCX" rm-stack demo 2>&1 | tr -d '\n'; echo " ${PIPESTATUS[0]}")"
+errs=$("$LCX" commit demo 2>&1; "$LCX" umount demo 2>&1; "$LCX" rm --force "$base" 2>&1)
+check_eq "in use: commit, umount and rm --force of its layer refuse too" \
+	"commit: stack demo is in use by pid $pa|umount: stack demo is in use by pid $pa|rm: stack demo is in use by pid $pa|" \
+	"$(echo "$errs" | sed -n 's/^layerctl: \(.*\) (layerctl run)$/\1/p' | tr '\n' '|')"
+check "in use: the stack and its layer are still there" sh -c "'$LCX' inspect '$base' >/dev/null && test -f '$STORE/stacks/demo.json'"
+pb=$(lc_bg $napb demo)
+check "a second run of the same stack runs alongside the first" test "$pb" != none
+pc=$(lc_bg $napc --tmp demo)
+out=$(LC run --tmp demo -- /bin/sh -c 'echo t >/root/t; cat /root/t /etc/release')
+check_eq "runs --tmp of the same stack run alongside each other and the others" "t base" "$(echo $out)"
+check_eq "run --tmp: a private mount; the stack's own upper untouched" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
+lc_wake $napa; lc_wait "$pa"
+check "the first run out leaves the mount to the second" mountpoint -q "$STORE/run/demo/root"
+check_fails "in use by the second run: rm-stack still refuses" "$LCX" rm-stack demo
+lc_wake $napb; lc_wait "$pb"
+check "the last run out unmounts the stack it mounted" test ! -e "$STORE/run/demo.json"
+check_fails "in use by a run --tmp: rm-stack refuses" "$LCX" rm-stack demo
+kill -KILL "$pc"; lc_wait "$pc"
+check "a killed run --tmp leaves its private mount" test -e "$STORE/run/demo@$pc.json"
+check "gc undoes a killed run --tmp's private mount" "$LCX" gc
+check_eq "no leak after concurrent runs and gc" "$before" "$(leaks)"
+check_eq "run/ holds nothing but lock files" "demo.lock" "$(ls "$STORE/run")"
+
 # A sleep with an argument no other process has, found by that argument alone.
 nap=$((3000 + RANDOM % 1000))
 LC run demo -- /bin/sleep "$nap" &
