@@ -288,6 +288,51 @@ else
 	echo "skip - bundle with runc: runc not installed"
 fi
 
+# ---- crun and podman: where they can start a container on this host at all ----
+# A trivial known-good bundle (busybox, /bin/true) in a plain directory, nothing of layerctl.
+mkdir -p "$T_TMP/trivial/rootfs/bin"
+cp /bin/busybox "$T_TMP/trivial/rootfs/bin/true"
+if command -v crun >/dev/null; then
+	(cd "$T_TMP/trivial" && crun spec >/dev/null 2>&1)
+	python3 - "$T_TMP/trivial/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	why=$(timeout -k 5 30 crun run -b "$T_TMP/trivial" "layerctl-trivial-$$" 2>&1 </dev/null)
+	rc=$?
+	timeout 10 crun delete -f "layerctl-trivial-$$" >/dev/null 2>&1
+	if [ "$rc" -ne 0 ]; then
+		echo "skip - crun runs the bundle: crun $(crun --version | sed -n 's/^crun version //p') cannot start even a trivial container on this host (${why:-exit $rc})"
+	else
+		root=$(LC bundle demo "$T_TMP/cbundle" -- /bin/sh -c 'echo $$ $(hostname) >/root/crun; exit 9')
+		timeout -k 5 60 crun run -b "$T_TMP/cbundle" "layerctl-crun-$$" >/dev/null 2>&1 </dev/null
+		check_eq "crun runs the bundle; its exit status comes back" 9 $?
+		timeout 10 crun delete -f "layerctl-crun-$$" >/dev/null 2>&1
+		check_eq "crun's command saw PID 1 and the stack's name" "1 demo" "$(cat "$root/root/crun" 2>&1)"
+		rm -f "$root/root/crun"
+		check "umount after the crun bundle" "$LCX" umount demo
+		check_eq "no leak after crun" "$before" "$(leaks)"
+	fi
+else
+	echo "skip - crun runs the bundle: crun not installed"
+fi
+if command -v podman >/dev/null; then
+	podman_run() { timeout -k 5 120 podman run --rm --runtime runc --cgroup-manager cgroupfs --network none "$@" </dev/null; }
+	why=$(podman_run --rootfs "$T_TMP/trivial/rootfs" /bin/true 2>&1)
+	if [ $? -ne 0 ]; then
+		echo "skip - podman --rootfs: podman cannot start even a trivial container on this host ($(echo "$why" | tail -n 1))"
+	else
+		root=$(LC mount demo)
+		podman_run --rootfs "$root" /bin/sh -c 'exit 6' >/dev/null 2>&1
+		check_eq "podman --rootfs on the mounted stack; its exit status comes back" 6 $?
+		check "umount after podman" "$LCX" umount demo
+		check_eq "no leak after podman" "$before" "$(leaks)"
+	fi
+else
+	echo "skip - podman --rootfs: podman not installed"
+fi
+
 # ---- commit ----
 LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release; echo more >>/etc/passwd'
 check "the write went to the upper dir" test -f "$STORE/stacks/demo/upper/root/file"
