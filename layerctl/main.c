@@ -25,6 +25,7 @@
 #include "layerctl/layerimg.h"
 #include "layerctl/mount.h"
 #include "layerctl/run.h"
+#include "layerctl/scratch.h"
 #include "layerctl/stack.h"
 #include "layerctl/store.h"
 #include "lib/log.h"
@@ -163,6 +164,10 @@ static int cmd_import(int argc, char **argv)
 	}
 	if ((r = need_args(argc, argv, 1, 1)) >= 0)
 		return r;
+	/* A private mount namespace for the scratch tmpfs tarballs are extracted into. */
+	if ((r = scratch_enter()) < 0)
+		log_debug("import: no private mount namespace (%s): extracting to disk",
+			  strerror(-r));
 	if (open_store(&s) < 0)
 		return EXIT_OWN;
 	r = import_source(&s, argv[optind], name, &ids);

@@ -78,6 +78,11 @@ l2=$(LC import --name top "$L/2.tar.zst")
 check "import gzip tar" test "${#l1}" -eq 32
 check "import zstd tar" test "${#l2}" -eq 32
 check_eq "xz tar of the same tree gives the same layer" "$l2" "$(LC import "$L/2.txz")"
+# Tarballs are extracted on a tmpfs in a private mount namespace; without CAP_SYS_ADMIN, on disk.
+out=$(timeout 60 setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin \
+	"$LAYERCTL" -v -v --store "$T_TMP/store-disk" import "$L/1.tgz" 2>"$T_TMP/disk.err")
+check "import without CAP_SYS_ADMIN extracts to disk" grep -q "extracting to disk" "$T_TMP/disk.err"
+check_eq "the tmpfs scratch and the disk give the same layer" "$l1" "$out"
 
 # The same two tarballs as an OCI image layout: the same layers, digests checked.
 mkoci() { # mkoci DIR TARBALL:MEDIATYPE...
