@@ -50,6 +50,11 @@ tree_of() {
 		find . -type f -not -path './lost+found*' -exec md5sum {} + | sort -k2)
 }
 
+# libarchive and libcrypto (with libxml2, ICU, libstdc++) load on first use, not at start-up:
+# they doubled the start-up time of every command, run included.
+check "layerctl does not load libarchive or libcrypto at start-up" \
+	sh -c "! ldd '$LAYERCTL' | grep -E 'libarchive|libcrypto'"
+
 # ---- import ----
 mkbase "$T_TMP/base"
 base=$(LC import --name base "$T_TMP/base")
