@@ -78,7 +78,7 @@ static void *resolve(void **handle, const char *soname, const char *name)
 	  (a, buf, size, offset))                                                                  \
 	X(int, archive_read_free, (struct archive * a), (a))                                       \
 	X(struct archive *, archive_read_new, (void), ())                                          \
-	X(int, archive_read_next_header, (struct archive * a, struct archive_entry * *e), (a, e))   \
+	X(int, archive_read_next_header, (struct archive * a, struct archive_entry * *e), (a, e))  \
 	X(int, archive_read_open_fd, (struct archive * a, int fd, size_t block_size),              \
 	  (a, fd, block_size))                                                                     \
 	X(int, archive_read_support_filter_all, (struct archive * a), (a))                         \
@@ -96,9 +96,9 @@ static void *resolve(void **handle, const char *soname, const char *name)
 	X(int, archive_write_set_format_pax_restricted, (struct archive * a), (a))
 
 #define CRYPTO_FUNCTIONS(X)                                                                        \
-	X(int, EVP_DigestFinal_ex, (EVP_MD_CTX * ctx, unsigned char *md, unsigned int *size),     \
+	X(int, EVP_DigestFinal_ex, (EVP_MD_CTX * ctx, unsigned char *md, unsigned int *size),      \
 	  (ctx, md, size))                                                                         \
-	X(int, EVP_DigestInit_ex, (EVP_MD_CTX * ctx, const EVP_MD *type, ENGINE *impl),           \
+	X(int, EVP_DigestInit_ex, (EVP_MD_CTX * ctx, const EVP_MD *type, ENGINE *impl),            \
 	  (ctx, type, impl))                                                                       \
 	X(int, EVP_DigestUpdate, (EVP_MD_CTX * ctx, const void *data, size_t len),                 \
 	  (ctx, data, len))                                                                        \
