@@ -3,7 +3,10 @@
  * devices), opaque dirs and redirects are trusted.overlay.* data that the
  * image keeps and unionfs reads. The layer is appended to the stack before
  * the upper is emptied, so a crash in between repeats changes on top of
- * themselves rather than losing them.
+ * themselves rather than losing them. unionfs's own xattrs (trusted.unionfs.*,
+ * user.unionfs.*: copy-up origins) describe the upper's relation to the
+ * layers below it at the time; they are removed from the upper before it is
+ * packed, so that no layer carries them.
  */
 #include "layerctl/commit.h"
 
@@ -13,6 +16,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "layerctl/mount.h"
@@ -20,6 +24,76 @@
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/path.h"
+#include "lib/xattr.h"
+
+static const char *const internal_xattr_prefixes[] = {"trusted.unionfs.", "user.unionfs."};
+
+static bool is_internal_xattr(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(internal_xattr_prefixes); i++)
+		if (!strncmp(name, internal_xattr_prefixes[i], strlen(internal_xattr_prefixes[i])))
+			return true;
+	return false;
+}
+
+static int strip_fd(int fd)
+{
+	_cleanup_free_ char *list = NULL;
+	ssize_t len = xattr_list_alloc(fd, &list);
+
+	if (len == -EOPNOTSUPP)
+		return 0;
+	if (len < 0)
+		return (int)len;
+	for (char *x = list; x < list + len; x += strlen(x) + 1) {
+		int r = is_internal_xattr(x) ? xattr_remove_fd(fd, x) : 0;
+
+		if (r < 0 && r != -ENODATA)
+			return r;
+	}
+	return 0;
+}
+
+/* Removes unionfs's internal xattrs from dir_fd and everything below it. */
+static int strip_tree(int dir_fd)
+{
+	int fd = dup(dir_fd), r = strip_fd(dir_fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return r < 0 ? r : -errno;
+	}
+	for (struct dirent *e; r == 0 && (e = readdir(d));) {
+		_cleanup_close_ int child = -EBADF;
+		struct stat st;
+		bool is_dir = e->d_type == DT_DIR;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (e->d_type == DT_UNKNOWN &&
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			is_dir = S_ISDIR(st.st_mode);
+		child = openat(dirfd(d), e->d_name,
+			       (is_dir ? O_RDONLY | O_DIRECTORY : O_PATH) | O_NOFOLLOW | O_CLOEXEC);
+		if (child < 0)
+			r = -errno;
+		else if (is_dir)
+			r = strip_tree(child);
+		else
+			r = strip_fd(child);
+	}
+	closedir(d);
+	return r;
+}
+
+static int strip_internal_xattrs(const char *dir)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? -errno : strip_tree(fd);
+}
 
 static int dir_is_empty(struct store *s, const char *rel)
 {
@@ -90,6 +164,9 @@ int commit_stack(struct store *s, const char *name, const char *layer_name, char
 	if (!upper)
 		return -ENOMEM;
 	snprintf(source, sizeof(source), "commit of stack %s", name);
+	r = strip_internal_xattrs(upper);
+	if (r < 0)
+		return log_errno(r, "commit: %s: removing unionfs's xattrs", upper);
 	r = layerimg_pack_dir(s, upper, &meta, id);
 	if (r == 0)
 		r = stack_append(s, name, id);

@@ -5,7 +5,11 @@
  * a pax tar, or the disk writer for --dir. For OCI layer tars it turns
  * overlayfs whiteouts (0/0 char devices, trusted.overlay.opaque) into the
  * .wh. files of the OCI image spec and drops trusted.overlay.* xattrs.
- * Redirected directories are not materialised yet (see the report).
+ * OCI has no redirects: in a stack's OCI export, a directory that carries
+ * trusted.overlay.redirect (a renamed dir) is written opaque, with what the
+ * union of the layers up to its own holds there (the moved dir's lower
+ * contents merged with its own), read from a read-only unionfs mount of
+ * those layers, made when the first such dir is met.
  */
 #include "layerctl/export.h"
 
@@ -44,12 +48,23 @@ struct hardlink {
 	char *path;
 };
 
+/* The layers a stack's layer sits on (itself included): where redirected dirs are merged. */
+struct below {
+	struct store *s;
+	const char *const *ids; /* base first, the exported layer last */
+	size_t n;
+	char *dir; /* tmp/ dir of the union mount, once made */
+	struct stack_mount *union_mount;
+	int root_fd;
+};
+
 struct walker {
 	struct archive *out;
 	bool oci;	    /* OCI whiteouts, no trusted.overlay.* */
 	const char *prefix; /* prepended to every name (the target dir of --dir) */
 	struct hardlink *links;
 	size_t nlinks;
+	struct below *below; /* non-NULL: materialise redirected dirs */
 };
 
 static int archive_err(struct walker *w, const char *what)
@@ -217,6 +232,47 @@ static bool is_opaque(int dir_fd, const char *name)
 	       v[0] == 'y';
 }
 
+static bool is_redirected(int dir_fd, const char *name)
+{
+	_cleanup_close_ int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd >= 0 && xattr_get_fd(fd, OVERLAY_XATTR_PREFIX "redirect", NULL, 0) > 0;
+}
+
+/* Opens path in the union of the layers below (and including) the exported one. */
+static int open_below(struct below *b, const char *path)
+{
+	int r;
+
+	if (!b->union_mount) {
+		r = store_temp_dir(b->s, "export-union", &b->dir);
+		if (r < 0)
+			return r;
+		r = mount_layers_ro(b->s, b->ids, b->n, b->dir, &b->union_mount);
+		if (r < 0)
+			return r;
+		b->root_fd =
+		    open(mount_layers_root(b->union_mount), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (b->root_fd < 0)
+			return -errno;
+	}
+	return path_open_beneath(b->root_fd, path, O_RDONLY | O_DIRECTORY, 0, false);
+}
+
+static int below_release(struct below *b)
+{
+	int r;
+
+	closep(&b->root_fd);
+	r = mount_layers_release(b->union_mount);
+	b->union_mount = NULL;
+	if (b->dir)
+		rmdir(b->dir);
+	free(b->dir);
+	b->dir = NULL;
+	return r;
+}
+
 /* Writes the entry's header; 1 when it is a hard link to an earlier entry, 0, or -errno. */
 static int walk_entry_header(struct walker *w, int dir_fd, const char *name, const char *path,
 			     const struct stat *st)
@@ -240,6 +296,8 @@ static int walk_entry(struct walker *w, int dir_fd, const char *name, const char
 		      const struct stat *st)
 {
 	int linked = walk_entry_header(w, dir_fd, name, path, st), r;
+	_cleanup_close_ int child = -EBADF;
+	bool redirected;
 
 	if (linked < 0)
 		return linked;
@@ -247,7 +305,8 @@ static int walk_entry(struct walker *w, int dir_fd, const char *name, const char
 		return copy_file_data(w, dir_fd, name, path);
 	if (!S_ISDIR(st->st_mode))
 		return 0;
-	if (w->oci && is_opaque(dir_fd, name)) {
+	redirected = w->below && is_redirected(dir_fd, name);
+	if (redirected || (w->oci && is_opaque(dir_fd, name))) {
 		char marker[PATH_MAX];
 
 		if (snprintf(marker, sizeof(marker), "%s/.wh..wh..opq", path) >=
@@ -257,14 +316,14 @@ static int walk_entry(struct walker *w, int dir_fd, const char *name, const char
 		if (r < 0)
 			return r;
 	}
-	{
-		_cleanup_close_ int child =
-		    openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-		if (child < 0)
-			return log_errno(-errno, "export: %s", path);
-		return walk_dir(w, child, path);
-	}
+	/* A redirected dir: the merged view is all of it, nothing below shows through. */
+	child =
+	    redirected
+		? open_below(w->below, path)
+		: RET_NERRNO(openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+	if (child < 0)
+		return log_errno(child, "export: %s%s", path, redirected ? " (redirected)" : "");
+	return walk_dir(w, child, path);
 }
 
 static int walk_name(struct walker *w, int dir_fd, const char *dir_path, const char *name)
@@ -329,9 +388,9 @@ static int write_root_entry(struct walker *w, const char *root)
 	return walk_entry_header(w, fd, ".", "./", &st);
 }
 
-static int tar_tree(const char *root, const char *file, bool oci)
+static int tar_tree(const char *root, const char *file, bool oci, struct below *below)
 {
-	struct walker w = {.oci = oci, .prefix = ""};
+	struct walker w = {.oci = oci, .prefix = "", .below = below};
 	int r;
 
 	w.out = archive_write_new();
@@ -375,11 +434,12 @@ static int copy_tree(const char *root, const char *dir)
 
 /* ---- layers ---- */
 
-int export_layer_tar(struct store *s, const char *id, const char *file)
+/* Layer id as an OCI layer tar; below (or NULL) the layers it sits on, for redirects. */
+static int layer_tar(struct store *s, const char *id, const char *file, struct below *below)
 {
 	_cleanup_free_ char *img = layer_image_path(s, id), *mnt = NULL;
 	char device[64];
-	int r;
+	int r, k;
 
 	if (!img)
 		return -ENOMEM;
@@ -388,13 +448,19 @@ int export_layer_tar(struct store *s, const char *id, const char *file)
 		return r;
 	r = imgmount_mount(img, mnt, true, device, sizeof(device));
 	if (r == 0) {
-		r = tar_tree(mnt, file, true);
-		int k = imgmount_umount(mnt);
-
+		r = tar_tree(mnt, file, true, below);
+		if (below && (k = below_release(below)) < 0)
+			r = r ?: k;
+		k = imgmount_umount(mnt);
 		r = r ?: k;
 	}
 	rmdir(mnt);
 	return r;
+}
+
+int export_layer_tar(struct store *s, const char *id, const char *file)
+{
+	return layer_tar(s, id, file, NULL);
 }
 
 /* ---- merged trees ---- */
@@ -411,7 +477,7 @@ int export_stack_tree(struct store *s, const char *name, const char *file, const
 	}
 	if (r < 0)
 		return r;
-	r = file ? tar_tree(root, file, false) : copy_tree(root, dir);
+	r = file ? tar_tree(root, file, false, NULL) : copy_tree(root, dir);
 	if (mounted_here) {
 		int k = mount_unmount(s, name);
 
@@ -504,10 +570,11 @@ static int export_layers(struct store *s, const char *dir, int blobs_fd, const c
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct below below = {.s = s, .ids = ids, .n = i + 1, .root_fd = -EBADF};
 		struct json_object *desc = NULL;
 
 		snprintf(tmp, sizeof(tmp), "%s/blobs/sha256/.layer.tmp", dir);
-		r = export_layer_tar(s, ids[i], tmp);
+		r = layer_tar(s, ids[i], tmp, &below);
 		if (r == 0)
 			r = add_blob(blobs_fd, ".layer.tmp",
 				     "application/vnd.oci.image.layer.v1.tar", &desc);

@@ -9,3 +9,6 @@
  * (NULL-terminated, store_free_list); name goes to the top one.
  */
 int import_source(struct store *s, const char *src, const char *name, char ***ids);
+/* Imports the tarball read from fd (label names it in messages) as one layer; id receives it. */
+int import_tar_fd(struct store *s, int fd, const char *label, const struct layer_meta *meta,
+		  char *id);

@@ -20,10 +20,12 @@
 #include "layerctl/commit.h"
 #include "layerctl/export.h"
 #include "layerctl/import.h"
+#include "layerctl/inuse.h"
 #include "layerctl/layer.h"
 #include "layerctl/layerimg.h"
 #include "layerctl/mount.h"
 #include "layerctl/run.h"
+#include "layerctl/scratch.h"
 #include "layerctl/stack.h"
 #include "layerctl/store.h"
 #include "lib/log.h"
@@ -63,12 +65,14 @@ static void usage(void)
 	    "  layers [--json]              list layers\n"
 	    "  inspect ID                   print a layer's record\n"
 	    "  rm [--force] ID              remove a layer (refused while a stack uses it)\n"
-	    "  gc                           remove temp files and unrecorded images\n"
+	    "  gc                           remove temp files, unrecorded images and the\n"
+	    "                               mounts of killed runs --tmp\n"
 	    "  fsck                         verify every layer against its digest\n"
 	    "Stacks:\n"
 	    "  create NAME LAYER...         a stack of layers, base first\n"
 	    "  stacks [--json]              list stacks\n"
-	    "  rm-stack NAME                remove a stack and its upper dir\n"
+	    "  rm-stack NAME                remove a stack and its upper dir (refused while\n"
+	    "                               mounted or in use by a run)\n"
 	    "  mount [--tmp] NAME [MNT]     mount a stack; prints the rootfs path\n"
 	    "  umount NAME                  unmount it\n"
 	    "  commit [--name N] NAME       turn the upper dir into a new layer on top\n"
@@ -141,29 +145,26 @@ static int fail(int r)
 	return r < 0 ? EXIT_OWN : 0;
 }
 
+/*
+ * The commands below take at most one flag and one option with a value besides -h/-V;
+ * run_command parses them from the commands[] entry, checks the argument count and opens
+ * and locks the store, so each cmd_ function starts with everything in c.
+ */
+struct cmdline {
+	struct store s;
+	bool flag;	   /* the command's flag was given */
+	const char *value; /* the command's option's value, or NULL */
+	char **args;	   /* the arguments after the options */
+	int nargs;
+};
+
 /* ---- layers ---- */
 
-static int cmd_import(int argc, char **argv)
+static int cmd_import(struct cmdline *c)
 {
-	static const struct option longopts[] = {
-	    {"name", required_argument, NULL, 'n'}, COMMON_LONGOPTS, {0}};
-	const char *name = NULL;
-	struct store s;
 	char **ids = NULL;
-	int opt, r;
+	int r = import_source(&c->s, c->args[0], c->value, &ids);
 
-	while ((opt = getopt_long(argc, argv, "n:hV", longopts, NULL)) != -1) {
-		if (opt == 'n')
-			name = optarg;
-		else
-			return common_option(opt);
-	}
-	if ((r = need_args(argc, argv, 1, 1)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = import_source(&s, argv[optind], name, &ids);
-	store_close(&s);
 	for (char **p = ids; r == 0 && *p; p++)
 		printf("%s\n", *p);
 	store_free_list(ids);
@@ -181,48 +182,36 @@ static void print_layer_line(struct json_object *rec)
 	       store_json_str(rec, "source") ?: "");
 }
 
-static int cmd_layers(int argc, char **argv)
+static void print_json(struct json_object *o)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'}, COMMON_LONGOPTS, {0}};
-	struct json_object *all;
-	bool json = false;
-	char **ids = NULL;
-	struct store s;
-	int opt, r;
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+}
 
-	while ((opt = getopt_long(argc, argv, "jhV", longopts, NULL)) != -1) {
-		if (opt == 'j')
-			json = true;
-		else
-			return common_option(opt);
-	}
-	if ((r = need_args(argc, argv, 0, 0)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	all = json_object_new_array();
-	r = all ? layer_list(&s, &ids) : -ENOMEM;
-	if (r == 0 && !json)
+static int cmd_layers(struct cmdline *c)
+{
+	struct json_object *all = json_object_new_array();
+	char **ids = NULL;
+	int r = all ? layer_list(&c->s, &ids) : -ENOMEM;
+
+	if (r == 0 && !c->flag)
 		printf("%-32s  %-16s  %10s  %-16s  %s\n", "ID", "NAME", "SIZE", "CREATED",
 		       "SOURCE");
 	for (char **p = ids; r == 0 && *p; p++) {
 		struct json_object *rec;
 
-		if (layer_load(&s, *p, &rec) < 0)
+		if (layer_load(&c->s, *p, &rec) < 0)
 			continue;
-		if (!json)
+		if (!c->flag)
 			print_layer_line(rec);
 		json_object_array_add(all, rec);
 	}
-	if (r == 0 && json)
-		printf("%s\n", json_object_to_json_string_ext(
-				   all, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (r == 0 && c->flag)
+		print_json(all);
 	if (r < 0)
 		log_errno(r, "layers");
 	json_object_put(all);
 	store_free_list(ids);
-	store_close(&s);
 	return fail(r);
 }
 
@@ -239,67 +228,60 @@ static int resolve_or_complain(struct store *s, const char *ref, char *id)
 	return r;
 }
 
-static int cmd_inspect(int argc, char **argv)
+static int cmd_inspect(struct cmdline *c)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {0}};
 	char id[LAYER_ID_SIZE];
 	struct json_object *rec;
-	struct store s;
-	int opt, r;
+	int r = resolve_or_complain(&c->s, c->args[0], id);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 1, 1)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = resolve_or_complain(&s, argv[optind], id);
 	if (r == 0)
-		r = layer_load(&s, id, &rec);
+		r = layer_load(&c->s, id, &rec);
 	if (r == 0) {
-		printf("%s\n", json_object_to_json_string_ext(
-				   rec, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		print_json(rec);
 		json_object_put(rec);
 	}
-	store_close(&s);
 	return fail(r);
 }
 
-static int cmd_rm(int argc, char **argv)
+/* Even --force does not pull a layer from under a running command. */
+static int refuse_layer_in_use(struct store *s, const char *id)
 {
-	static const struct option longopts[] = {
-	    {"force", no_argument, NULL, 'f'}, COMMON_LONGOPTS, {0}};
-	char id[LAYER_ID_SIZE], user[128];
-	bool force = false;
-	struct store s;
-	int opt, r;
+	char **users = NULL;
+	int r = stack_users_of_layer(s, id, &users);
 
-	while ((opt = getopt_long(argc, argv, "fhV", longopts, NULL)) != -1) {
-		if (opt == 'f')
-			force = true;
-		else
-			return common_option(opt);
-	}
-	if ((r = need_args(argc, argv, 1, 1)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = resolve_or_complain(&s, argv[optind], id);
-	if (r == 0 && !force && stack_using_layer(&s, id, user, sizeof(user)) == 0) {
+	if (r < 0)
+		return log_errno(r, "rm: %s", id);
+	for (char **p = users; r == 0 && *p; p++)
+		r = inuse_refuse(s, "rm", *p, INUSE_ANY);
+	store_free_list(users);
+	return r;
+}
+
+static int cmd_rm(struct cmdline *c)
+{
+	char id[LAYER_ID_SIZE], user[128];
+	int r = resolve_or_complain(&c->s, c->args[0], id);
+
+	if (r == 0)
+		r = refuse_layer_in_use(&c->s, id);
+	if (r == 0 && !c->flag && stack_using_layer(&c->s, id, user, sizeof(user)) == 0) {
 		log_error("rm: layer %s is used by stack %s (--force removes it anyway)", id, user);
 		r = -EBUSY;
-	} else if (r == 0 && (r = layer_remove(&s, id)) < 0) {
+	} else if (r == 0 && (r = layer_remove(&c->s, id)) < 0) {
 		log_errno(r, "rm: %s", id);
 	}
-	store_close(&s);
 	return fail(r);
 }
 
-/* Removes tmp/'s contents and images that have no record (a crashed import). */
+/* Undoes killed runs' private mounts; removes tmp/'s contents and images that have no record
+ * (a crashed import). */
 static int collect_garbage(struct store *s, unsigned *count)
 {
 	char **imgs = NULL, **tmps = NULL, rel[PATH_MAX];
-	int r = store_list(s, "layers", ".img", &imgs);
+	int r = mount_clear_stale(s, count);
+
+	if (r == 0)
+		r = store_list(s, "layers", ".img", &imgs);
 
 	if (r == 0)
 		r = store_list(s, "tmp", "", &tmps);
@@ -321,45 +303,26 @@ static int collect_garbage(struct store *s, unsigned *count)
 	return r;
 }
 
-static int cmd_gc(int argc, char **argv)
+static int cmd_gc(struct cmdline *c)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {0}};
 	unsigned count = 0;
-	struct store s;
-	int opt, r;
+	int r = collect_garbage(&c->s, &count);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 0, 0)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = collect_garbage(&s, &count);
 	if (r < 0)
 		log_errno(r, "gc");
 	else
 		fprintf(stderr, "removed %u item%s\n", count, count == 1 ? "" : "s");
-	store_close(&s);
 	return fail(r);
 }
 
-static int cmd_fsck(int argc, char **argv)
+static int cmd_fsck(struct cmdline *c)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {0}};
 	char **ids = NULL;
 	unsigned bad = 0;
-	struct store s;
-	int opt, r;
+	int r = layer_list(&c->s, &ids);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 0, 0)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = layer_list(&s, &ids);
 	for (char **p = ids; r == 0 && *p; p++) {
-		int k = layer_verify(&s, *p);
+		int k = layer_verify(&c->s, *p);
 
 		printf("%s  %s\n", *p,
 		       k == 0	       ? "ok"
@@ -368,7 +331,6 @@ static int cmd_fsck(int argc, char **argv)
 		bad += k != 0;
 	}
 	store_free_list(ids);
-	store_close(&s);
 	if (r < 0)
 		log_errno(r, "fsck");
 	return r < 0 || bad ? 1 : 0;
@@ -376,214 +338,126 @@ static int cmd_fsck(int argc, char **argv)
 
 /* ---- stacks ---- */
 
-static int cmd_create(int argc, char **argv)
+static int cmd_create(struct cmdline *c)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {0}};
 	char ids[STACK_MAX_LAYERS][LAYER_ID_SIZE];
 	char *ptrs[STACK_MAX_LAYERS];
-	struct store s;
-	int opt, r, n;
+	int r = 0, n = c->nargs - 1;
 
-	while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 2, STACK_MAX_LAYERS + 1)) >= 0)
-		return r;
-	if (!stack_name_valid(argv[optind]))
-		return usage_error("create: '%s': not a valid stack name", argv[optind]);
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	n = argc - optind - 1;
-	r = 0;
+	if (!stack_name_valid(c->args[0]))
+		return usage_error("create: '%s': not a valid stack name", c->args[0]);
 	for (int i = 0; r == 0 && i < n; i++) {
-		r = resolve_or_complain(&s, argv[optind + 1 + i], ids[i]);
+		r = resolve_or_complain(&c->s, c->args[1 + i], ids[i]);
 		ptrs[i] = ids[i];
 	}
-	if (r == 0 && (r = stack_create(&s, argv[optind], ptrs, (size_t)n)) < 0)
-		log_errno(r, "create: %s", argv[optind]);
-	store_close(&s);
+	if (r == 0 && (r = stack_create(&c->s, c->args[0], ptrs, (size_t)n)) < 0)
+		log_errno(r, "create: %s", c->args[0]);
 	return fail(r);
 }
 
-static int cmd_stacks(int argc, char **argv)
+static int cmd_stacks(struct cmdline *c)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'}, COMMON_LONGOPTS, {0}};
-	struct json_object *all;
+	struct json_object *all = json_object_new_array();
 	char **names = NULL;
-	bool json = false;
-	struct store s;
-	int opt, r;
+	int r = all ? stack_list(&c->s, &names) : -ENOMEM;
 
-	while ((opt = getopt_long(argc, argv, "jhV", longopts, NULL)) != -1) {
-		if (opt == 'j')
-			json = true;
-		else
-			return common_option(opt);
-	}
-	if ((r = need_args(argc, argv, 0, 0)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	all = json_object_new_array();
-	r = all ? stack_list(&s, &names) : -ENOMEM;
-	if (r == 0 && !json)
+	if (r == 0 && !c->flag)
 		printf("%-20s  %6s  %s\n", "NAME", "LAYERS", "MOUNTED");
 	for (char **p = names; r == 0 && *p; p++) {
 		const char *ids[STACK_MAX_LAYERS];
 		struct json_object *st;
 		char *root = NULL;
 
-		if (stack_load(&s, *p, &st) < 0)
+		if (stack_load(&c->s, *p, &st) < 0)
 			continue;
-		if (mount_is_mounted(&s, *p, &root) > 0)
+		if (mount_is_mounted(&c->s, *p, &root) > 0)
 			json_object_object_add(st, "mounted", json_object_new_string(root));
-		if (!json)
+		if (!c->flag)
 			printf("%-20s  %6zu  %s\n", *p, stack_layers(st, ids, STACK_MAX_LAYERS),
 			       root ?: "-");
 		free(root);
 		json_object_array_add(all, st);
 	}
-	if (r == 0 && json)
-		printf("%s\n", json_object_to_json_string_ext(
-				   all, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (r == 0 && c->flag)
+		print_json(all);
 	json_object_put(all);
 	store_free_list(names);
-	store_close(&s);
 	return fail(r);
 }
 
-static int cmd_rm_stack(int argc, char **argv)
+static int cmd_rm_stack(struct cmdline *c)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {0}};
-	struct store s;
-	int opt, r;
+	const char *name = c->args[0];
+	int r = inuse_refuse(&c->s, "rm-stack", name, INUSE_ANY);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 1, 1)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = mount_is_mounted(&s, argv[optind], NULL);
+	if (r == 0)
+		r = mount_is_mounted(&c->s, name, NULL);
 	if (r > 0) {
-		log_error("rm-stack: %s: mounted (layerctl umount %s first)", argv[optind],
-			  argv[optind]);
+		log_error("rm-stack: %s: mounted (layerctl umount %s first)", name, name);
 		r = -EBUSY;
-	} else if (r == 0 && (r = stack_remove(&s, argv[optind])) < 0) {
-		log_errno(r, "rm-stack: %s", argv[optind]);
+	} else if (r == 0 && (r = stack_remove(&c->s, name)) < 0) {
+		log_errno(r, "rm-stack: %s", name);
+	} else if (r == 0) {
+		inuse_forget(&c->s, name);
 	}
-	store_close(&s);
 	return fail(r);
 }
 
-static int cmd_mount(int argc, char **argv)
+static int cmd_mount(struct cmdline *c)
 {
-	static const struct option longopts[] = {
-	    {"tmp", no_argument, NULL, 't'}, COMMON_LONGOPTS, {0}};
 	char *root = NULL;
-	bool tmp = false;
-	struct store s;
-	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "thV", longopts, NULL)) != -1) {
-		if (opt == 't')
-			tmp = true;
-		else
-			return common_option(opt);
-	}
-	if ((r = need_args(argc, argv, 1, 2)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = mount_stack(&s, argv[optind], argv[optind + 1], tmp, &root);
-	store_close(&s);
-	if (r < 0)
+	if (mount_stack(&c->s, c->args[0], c->nargs > 1 ? c->args[1] : NULL, c->flag, &root) < 0)
 		return EXIT_OWN;
 	printf("%s\n", root);
 	free(root);
 	return 0;
 }
 
-static int cmd_umount(int argc, char **argv)
+static int cmd_umount(struct cmdline *c)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {0}};
-	struct store s;
-	int opt, r;
+	int r = inuse_refuse(&c->s, "umount", c->args[0], INUSE_MOUNT);
 
-	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
-		return common_option(opt);
-	if ((r = need_args(argc, argv, 1, 1)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
+	if (r < 0)
 		return EXIT_OWN;
-	r = mount_unmount(&s, argv[optind]);
+	r = mount_unmount(&c->s, c->args[0]);
 	if (r == -ENOENT)
-		log_error("umount: %s: not mounted", argv[optind]);
+		log_error("umount: %s: not mounted", c->args[0]);
 	else if (r < 0)
-		log_errno(r, "umount: %s", argv[optind]);
-	store_close(&s);
+		log_errno(r, "umount: %s", c->args[0]);
 	return fail(r);
 }
 
-static int cmd_commit(int argc, char **argv)
+static int cmd_commit(struct cmdline *c)
 {
-	static const struct option longopts[] = {
-	    {"name", required_argument, NULL, 'n'}, COMMON_LONGOPTS, {0}};
-	const char *name = NULL;
 	char id[LAYER_ID_SIZE];
-	struct store s;
-	int opt, r;
+	int r = inuse_refuse(&c->s, "commit", c->args[0], INUSE_MOUNT);
 
-	while ((opt = getopt_long(argc, argv, "n:hV", longopts, NULL)) != -1) {
-		if (opt == 'n')
-			name = optarg;
-		else
-			return common_option(opt);
-	}
-	if ((r = need_args(argc, argv, 1, 1)) >= 0)
-		return r;
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = commit_stack(&s, argv[optind], name, id);
-	store_close(&s);
+	if (r == 0)
+		r = commit_stack(&c->s, c->args[0], c->value, id);
 	if (r < 0)
 		return EXIT_OWN;
 	printf("%s\n", id);
 	return 0;
 }
 
-static int cmd_bundle(int argc, char **argv)
+static int cmd_bundle(struct cmdline *c)
 {
-	static const struct option longopts[] = {
-	    {"tmp", no_argument, NULL, 't'}, COMMON_LONGOPTS, {0}};
 	char *root = NULL, *const *cmd = NULL;
-	const char *name;
-	bool tmp = false;
-	struct store s;
-	int opt, r;
+	const char *name = c->args[0];
+	int r;
 
-	while ((opt = getopt_long(argc, argv, "+thV", longopts, NULL)) != -1) {
-		if (opt == 't')
-			tmp = true;
-		else
-			return common_option(opt);
-	}
-	if ((r = need_args(argc, argv, 2, -1)) >= 0)
-		return r;
-	name = argv[optind];
-	if (optind + 2 < argc)
-		cmd = argv + optind + 2 + !strcmp(argv[optind + 2], "--");
-	if (open_store(&s) < 0)
-		return EXIT_OWN;
-	r = mount_is_mounted(&s, name, &root);
+	if (c->nargs > 2)
+		cmd = c->args + 2 + !strcmp(c->args[2], "--");
+	r = mount_is_mounted(&c->s, name, &root);
 	if (r == 0)
-		r = mount_stack(&s, name, NULL, tmp, &root);
-	store_close(&s);
+		r = mount_stack(&c->s, name, NULL, c->flag, &root);
 	if (r < 0)
 		return EXIT_OWN;
-	r = bundle_write(argv[optind + 1], root, name, cmd);
+	store_unlock(&c->s);
+	r = bundle_write(c->args[1], root, name, cmd);
 	if (r < 0)
-		log_errno(r, "bundle: %s", argv[optind + 1]);
+		log_errno(r, "bundle: %s", c->args[1]);
 	else
 		printf("%s\n", root);
 	free(root);
@@ -729,14 +603,72 @@ static int cmd_run(int argc, char **argv)
 
 static const struct command {
 	const char *name;
-	int (*fn)(int argc, char **argv);
+	int (*fn)(struct cmdline *c); /* parsed by run_command, store open and locked */
+	const char *flag;	      /* a flag's long name (short: its first letter), or NULL */
+	const char *option;	/* an option with a value (short: its first letter), or NULL */
+	int min_args, max_args; /* max -1: any number */
+	bool stop_at_args;	/* options end at the first argument ("+") */
+	bool private_mounts;	/* a mount namespace of its own (scratch.h) */
+	int (*own_parse)(int argc, char **argv); /* a command that parses its own options */
 } commands[] = {
-    {"import", cmd_import}, {"layers", cmd_layers}, {"inspect", cmd_inspect},
-    {"rm", cmd_rm},	    {"gc", cmd_gc},	    {"fsck", cmd_fsck},
-    {"create", cmd_create}, {"stacks", cmd_stacks}, {"rm-stack", cmd_rm_stack},
-    {"mount", cmd_mount},   {"umount", cmd_umount}, {"commit", cmd_commit},
-    {"run", cmd_run},	    {"bundle", cmd_bundle}, {"export", cmd_export},
+    {"import", cmd_import, .option = "name", .min_args = 1, .max_args = 1, .private_mounts = true},
+    {"layers", cmd_layers, .flag = "json", .max_args = 0},
+    {"inspect", cmd_inspect, .min_args = 1, .max_args = 1},
+    {"rm", cmd_rm, .flag = "force", .min_args = 1, .max_args = 1},
+    {"gc", cmd_gc, .max_args = 0},
+    {"fsck", cmd_fsck, .max_args = 0},
+    {"create", cmd_create, .min_args = 2, .max_args = STACK_MAX_LAYERS + 1, .stop_at_args = true},
+    {"stacks", cmd_stacks, .flag = "json", .max_args = 0},
+    {"rm-stack", cmd_rm_stack, .min_args = 1, .max_args = 1},
+    {"mount", cmd_mount, .flag = "tmp", .min_args = 1, .max_args = 2},
+    {"umount", cmd_umount, .min_args = 1, .max_args = 1},
+    {"commit", cmd_commit, .option = "name", .min_args = 1, .max_args = 1},
+    {"run", .own_parse = cmd_run},
+    {"bundle", cmd_bundle, .flag = "tmp", .min_args = 2, .max_args = -1, .stop_at_args = true},
+    {"export", .own_parse = cmd_export},
 };
+
+/* Options, argument count, store: then the command's own function. */
+static int run_command(const struct command *cmd, int argc, char **argv)
+{
+	struct option longopts[] = {COMMON_LONGOPTS, {0}, {0}, {0}};
+	char shortopts[8] = "+hV", *p = shortopts + 3;
+	struct cmdline c = {0};
+	size_t n = 2;
+	int opt, r;
+
+	if (cmd->flag) {
+		longopts[n++] = (struct option){cmd->flag, no_argument, NULL, cmd->flag[0]};
+		*p++ = cmd->flag[0];
+	}
+	if (cmd->option) {
+		longopts[n++] =
+		    (struct option){cmd->option, required_argument, NULL, cmd->option[0]};
+		*p++ = cmd->option[0];
+		*p++ = ':';
+	}
+	while ((opt = getopt_long(argc, argv, shortopts + !cmd->stop_at_args, longopts, NULL)) !=
+	       -1) {
+		if (cmd->flag && opt == cmd->flag[0])
+			c.flag = true;
+		else if (cmd->option && opt == cmd->option[0])
+			c.value = optarg;
+		else
+			return common_option(opt);
+	}
+	if ((r = need_args(argc, argv, cmd->min_args, cmd->max_args)) >= 0)
+		return r;
+	c.args = argv + optind;
+	c.nargs = argc - optind;
+	if (cmd->private_mounts && (r = scratch_enter()) < 0)
+		log_debug("%s: no private mount namespace (%s): extracting to disk", cmd->name,
+			  strerror(-r));
+	if (open_store(&c.s) < 0)
+		return EXIT_OWN;
+	r = cmd->fn(&c);
+	store_close(&c.s);
+	return r;
+}
 
 static int global_options(int argc, char **argv)
 {
@@ -788,7 +720,9 @@ int main(int argc, char **argv)
 		parsed_command = argv[0];
 		/* 0, not 1: GNU getopt then also forgets the "+" mode of the global options. */
 		optind = 0;
-		return commands[i].fn(argc, argv);
+		if (commands[i].own_parse)
+			return commands[i].own_parse(argc, argv);
+		return run_command(&commands[i], argc, argv);
 	}
 	return usage_error("unknown command '%s'", argv[optind]);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,7 +30,10 @@
 #include "loopimg/loopdev.h"
 
 struct stack_mount {
-	const char *name;
+	const char *name; /* the stack */
+	const char
+	    *key;    /* its mount: run/KEY.json, run/KEY/ (the name, or NAME@PID for a run --tmp) */
+	bool by_run; /* made by layerctl run, for the last run out to undo */
 	char *run_dir; /* ROOT/run/NAME */
 	char *root;
 	size_t nlowers;
@@ -94,9 +98,10 @@ static int union_path(char *buf, size_t size)
 	return 0;
 }
 
+/* The unionfs options; upper and work NULL for a read-only union of the lowers. */
 static int build_options(struct stack_mount *m, const char *upper, const char *work, char **out)
 {
-	size_t size = strlen(upper) + strlen(work) + 64;
+	size_t size = (upper ? strlen(upper) + strlen(work) : 0) + 64;
 	char *opts, *p;
 
 	for (size_t i = 0; i < m->nlowers; i++)
@@ -107,7 +112,8 @@ static int build_options(struct stack_mount *m, const char *upper, const char *w
 	p += sprintf(p, "lowerdir=");
 	for (size_t i = m->nlowers; i-- > 0;)
 		p += sprintf(p, "%s%s", m->lowers[i], i ? ":" : "");
-	sprintf(p, ",upperdir=%s,workdir=%s", upper, work);
+	if (upper)
+		sprintf(p, ",upperdir=%s,workdir=%s", upper, work);
 	*out = opts;
 	return 0;
 }
@@ -155,8 +161,10 @@ static int mount_lowers(struct store *s, struct stack_mount *m, const char **ids
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			return log_errno(-errno, "mount: %s", dir);
 		r = imgmount_mount(img, dir, true, m->devices[i], sizeof(m->devices[i]));
-		if (r < 0)
+		if (r < 0) {
+			rmdir(dir);
 			return r;
+		}
 		m->nlowers = i + 1;
 	}
 	return 0;
@@ -225,7 +233,9 @@ static int write_state(struct store *s, struct stack_mount *m)
 	json_object_object_add(o, "root", json_object_new_string(m->root));
 	json_object_object_add(o, "tmp", json_object_new_boolean(m->tmpfs));
 	json_object_object_add(o, "lowers", lowers);
-	snprintf(rel, sizeof(rel), "run/%s.json", m->name);
+	if (m->by_run)
+		json_object_object_add(o, "by_run", json_object_new_boolean(true));
+	snprintf(rel, sizeof(rel), "run/%s.json", m->key);
 	r = store_write_json(s, rel, o);
 	json_object_put(o);
 	return r;
@@ -235,14 +245,14 @@ static int prepare(struct store *s, struct stack_mount *m, const char *mnt)
 {
 	int r;
 
-	m->run_dir = store_path(s, "run/%s", m->name);
+	m->run_dir = store_path(s, "run/%s", m->key);
 	if (!m->run_dir)
 		return -ENOMEM;
 	if (strpbrk(m->run_dir, ":,"))
 		return log_errno(-EINVAL, "mount: %s: ':' or ',' in the store path", s->root);
 	if (mkdir(m->run_dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	m->root = mnt ? realpath(mnt, NULL) : store_path(s, "run/%s/root", m->name);
+	m->root = mnt ? realpath(mnt, NULL) : store_path(s, "run/%s/root", m->key);
 	if (!m->root)
 		return mnt ? log_errno(-errno, "mount: %s", mnt) : -ENOMEM;
 	if (!mnt && mkdir(m->root, 0755) < 0 && errno != EEXIST)
@@ -286,7 +296,23 @@ static int mount_all(struct store *s, struct stack_mount *m, bool tmp)
 	return write_state(s, m);
 }
 
-int mount_stack(struct store *s, const char *name, const char *mnt, bool tmp, char **root)
+/* "NAME" or "NAME@PID" */
+static bool key_valid(const char *key)
+{
+	char name[72];
+	const char *at = strchr(key, '@');
+
+	if (!at)
+		return stack_name_valid(key);
+	if ((size_t)(at - key) >= sizeof(name) || !at[1] ||
+	    strspn(at + 1, "0123456789") != strlen(at + 1))
+		return false;
+	snprintf(name, sizeof(name), "%.*s", (int)(at - key), key);
+	return stack_name_valid(name);
+}
+
+static int mount_stack_as(struct store *s, const char *name, const char *key, const char *mnt,
+			  bool tmp, bool by_run, char **root)
 {
 	_cleanup_free_ struct stack_mount *m = calloc(1, sizeof(*m));
 	int r;
@@ -296,31 +322,85 @@ int mount_stack(struct store *s, const char *name, const char *mnt, bool tmp, ch
 	if (!stack_name_valid(name))
 		return log_errno(-EINVAL, "mount: '%s'", name);
 	m->name = name;
-	r = mount_is_mounted(s, name, NULL);
+	m->key = key;
+	m->by_run = by_run;
+	r = mount_is_mounted(s, key, NULL);
 	if (r != 0)
 		return r < 0 ? r : log_errno(-EBUSY, "mount: stack %s: already mounted", name);
 	/* A mount killed half way left no state file, maybe mounts: clear them first. */
-	r = mount_unmount(s, name);
+	r = mount_unmount(s, key);
 	if (r < 0 && r != -ENOENT)
 		return log_errno(r, "mount: %s: clearing what a killed mount left", name);
 	r = prepare(s, m, mnt);
 	if (r == 0)
 		r = mount_all(s, m, tmp);
-	if (r < 0)
+	if (r < 0) {
 		undo(m);
-	else
+		/* Only the dirs prepare made, and only when empty. */
+		if (!mnt && m->root)
+			rmdir(m->root);
+		if (m->run_dir)
+			rmdir(m->run_dir);
+	} else {
 		*root = TAKE_PTR(m->root);
+	}
 	free(m->root);
 	free(m->run_dir);
 	return r;
 }
 
-static int load_state(struct store *s, const char *name, struct json_object **out)
+int mount_stack(struct store *s, const char *name, const char *mnt, bool tmp, char **root)
+{
+	return mount_stack_as(s, name, name, mnt, tmp, false, root);
+}
+
+int mount_stack_for_run(struct store *s, const char *name, bool private_tmp, char *key, size_t size,
+			char **root)
+{
+	if ((size_t)snprintf(key, size, private_tmp ? "%s@%d" : "%s", name, (int)getpid()) >= size)
+		return -ENAMETOOLONG;
+	return mount_stack_as(s, name, key, NULL, private_tmp, true, root);
+}
+
+static int load_state(struct store *s, const char *key, struct json_object **out)
 {
 	char rel[128];
 
-	snprintf(rel, sizeof(rel), "run/%s.json", name);
+	if (!key_valid(key))
+		return -EINVAL;
+	snprintf(rel, sizeof(rel), "run/%s.json", key);
 	return store_read_json(s, rel, out);
+}
+
+int mount_by_run(struct store *s, const char *key)
+{
+	struct json_object *o, *v;
+	int r = load_state(s, key, &o);
+
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	r = json_object_object_get_ex(o, "by_run", &v) && json_object_get_boolean(v);
+	json_object_put(o);
+	return r;
+}
+
+int mount_clear_stale(struct store *s, unsigned *count)
+{
+	char **keys = NULL;
+	int r = store_list(s, "run", ".json", &keys);
+
+	for (char **p = keys; r == 0 && *p; p++) {
+		char *at = strchr(*p, '@');
+
+		/* A run --tmp's private mount whose layerctl is gone (killed: it undoes its own).
+		 */
+		if (!at || !key_valid(*p) || kill((pid_t)atoi(at + 1), 0) == 0 || errno != ESRCH)
+			continue;
+		r = mount_unmount(s, *p);
+		++*count;
+	}
+	store_free_list(keys);
+	return r;
 }
 
 int mount_is_mounted(struct store *s, const char *name, char **root)
@@ -395,9 +475,9 @@ int mount_unmount(struct store *s, const char *name)
 
 	if (!m)
 		return -ENOMEM;
-	if (!stack_name_valid(name))
+	if (!key_valid(name))
 		return -EINVAL;
-	m->name = name;
+	m->name = m->key = name;
 	m->run_dir = store_path(s, "run/%s", name);
 	if (!m->run_dir)
 		return -ENOMEM;
@@ -419,5 +499,58 @@ int mount_unmount(struct store *s, const char *name)
 	}
 	free(m->root);
 	free(m->run_dir);
+	return r;
+}
+
+/* ---- read-only unions of layers, for export ---- */
+
+int mount_layers_ro(struct store *s, const char *const *ids, size_t n, const char *dir,
+		    struct stack_mount **out)
+{
+	struct stack_mount *m = calloc(1, sizeof(*m));
+	_cleanup_free_ char *opts = NULL;
+	int r = 0;
+
+	if (!m)
+		return -ENOMEM;
+	m->name = m->key = "";
+	m->run_dir = strdup(dir);
+	m->root = path_join(dir, "root");
+	if (!m->run_dir || !m->root)
+		r = -ENOMEM;
+	else if (mkdir(m->root, 0755) < 0 && errno != EEXIST)
+		r = -errno;
+	if (r == 0)
+		r = mount_lowers(s, m, (const char **)ids, n);
+	if (r == 0)
+		r = build_options(m, NULL, NULL, &opts);
+	if (r == 0)
+		r = run_unionfs(opts, m->root);
+	m->union_mounted = r == 0;
+	if (r < 0) {
+		mount_layers_release(m);
+		return log_errno(r, "mount: a union of %zu layers at %s", n, dir);
+	}
+	*out = m;
+	return 0;
+}
+
+const char *mount_layers_root(const struct stack_mount *m)
+{
+	return m->root;
+}
+
+int mount_layers_release(struct stack_mount *m)
+{
+	int r;
+
+	if (!m)
+		return 0;
+	r = undo(m);
+	if (m->root)
+		rmdir(m->root);
+	free(m->root);
+	free(m->run_dir);
+	free(m);
 	return r;
 }

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "layerctl/extract.h"
+#include "layerctl/import.h"
 #include "layerctl/layerimg.h"
 #include "lib/log.h"
 #include "lib/macro.h"
@@ -158,20 +158,12 @@ static int import_layer(struct store *s, int layout_fd, struct json_object *desc
 			const struct layer_meta *meta, char *id)
 {
 	const char *digest = json_str(desc, "digest");
-	_cleanup_free_ char *dir = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	int r = open_blob(layout_fd, digest, &fd);
 
 	if (r < 0)
 		return r;
-	r = store_temp_dir(s, "oci", &dir);
-	if (r < 0)
-		return r;
-	r = extract_tar_fd(fd, digest, dir);
-	if (r == 0)
-		r = layerimg_pack_dir(s, dir, meta, id);
-	path_remove_tree(s->dir_fd, dir + strlen(s->root) + 1);
-	return r;
+	return import_tar_fd(s, fd, digest, meta, id);
 }
 
 static int list_append(char ***ids, size_t *n, const char *id)

@@ -12,19 +12,23 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "layerctl/inuse.h"
 #include "layerctl/mount.h"
 #include "lib/log.h"
 #include "lib/macro.h"
@@ -33,6 +37,7 @@
 
 enum run_step {
 	STEP_PRIVATE,
+	STEP_LOOPBACK,
 	STEP_ROOT,
 	STEP_PROC,
 	STEP_DEV,
@@ -48,6 +53,7 @@ enum run_step {
 
 static const char *const step_names[] = {
     [STEP_PRIVATE] = "making mounts private",
+    [STEP_LOOPBACK] = "bringing up lo",
     [STEP_ROOT] = "entering the root",
     [STEP_PROC] = "mounting /proc",
     [STEP_DEV] = "populating /dev",
@@ -172,6 +178,27 @@ static void setup_binds(struct child *c)
 	}
 }
 
+/* A new network namespace starts with lo down: 127.0.0.1 would not answer. */
+static void loopback_up(struct child *c)
+{
+	struct ifreq ifr = {.ifr_name = "lo"};
+	int fd, r;
+
+	if (c->o->host_net)
+		return;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		child_fail(c, STEP_LOOPBACK, errno, 0);
+	r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (r == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	if (r < 0)
+		child_fail(c, STEP_LOOPBACK, errno, 0);
+	close(fd);
+}
+
 /* --init: PID 1 of the namespace, forwarding signals to CMD and reaping every orphan. */
 static volatile pid_t init_child;
 
@@ -226,6 +253,7 @@ static int child_main(void *arg)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* Private first: nothing below may propagate back to the host. */
 	CHILD_TRY(c, STEP_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+	loopback_up(c);
 	CHILD_TRY(c, STEP_ROOT, chdir(c->root));
 	if (image_has_dir("proc"))
 		CHILD_TRY(c, STEP_PROC,
@@ -379,44 +407,70 @@ static int spawn(const struct run_options *o, const char *root)
 	return status;
 }
 
-/* Mounts the stack unless it is; *mounted_here says whether we must unmount it. */
-static int ensure_mounted(struct store *s, const struct run_options *o, char **root,
-			  bool *mounted_here)
+/* What a run holds while CMD runs: its mount (when it made one) and its in-use mark. */
+struct run_hold {
+	char key[96]; /* the mount's key; empty when the run did not mount */
+	int inuse_fd;
+};
+
+/* Mounts the stack unless it is (a run --tmp always mounts its own) and marks it in use. */
+static int hold_stack(struct store *s, const struct run_options *o, char **root, struct run_hold *h)
 {
 	int r = store_lock(s);
 
 	if (r < 0)
 		return log_errno(r, "store %s", s->root);
-	r = mount_is_mounted(s, o->stack, root);
-	if (r > 0 && o->tmp)
-		r = log_errno(-EBUSY, "run: stack %s: mounted already; --tmp needs it unmounted",
-			      o->stack);
-	else if (r == 0) {
-		r = mount_stack(s, o->stack, NULL, o->tmp, root);
-		*mounted_here = r == 0;
+	r = o->tmp ? 0 : mount_is_mounted(s, o->stack, root);
+	if (r == 0) {
+		r = mount_stack_for_run(s, o->stack, o->tmp, h->key, sizeof(h->key), root);
+		if (r < 0)
+			h->key[0] = '\0';
+	}
+	if (r >= 0) {
+		h->inuse_fd = inuse_hold(s, o->stack, o->tmp ? INUSE_TMP : INUSE_MOUNT);
+		r = h->inuse_fd < 0 ? log_errno(h->inuse_fd, "run: %s: in-use mark", o->stack) : 0;
+	}
+	if (r < 0 && h->key[0]) {
+		mount_unmount(s, h->key);
+		h->key[0] = '\0';
 	}
 	store_unlock(s);
-	return r < 0 ? r : 0;
+	return r;
+}
+
+/*
+ * Undoes hold_stack. The stack's own mount, when a run made it, is undone by the last run
+ * out, whichever that is: a mount made by hand (layerctl mount) stays.
+ */
+static int release_stack(struct store *s, const struct run_options *o, struct run_hold *h)
+{
+	pid_t other;
+	int r = store_lock(s);
+
+	if (r < 0)
+		return log_errno(r, "store %s", s->root);
+	if (o->tmp) {
+		r = mount_unmount(s, h->key);
+	} else if (mount_by_run(s, o->stack) > 0 &&
+		   inuse_holder(s, o->stack, INUSE_MOUNT, &other) == 0) {
+		/* (inuse_holder's close drops our own mark too: we are done with it.) */
+		r = mount_unmount(s, o->stack);
+	}
+	closep(&h->inuse_fd);
+	store_unlock(s);
+	return r < 0 ? log_errno(r, "run: unmounting stack %s", o->stack) : 0;
 }
 
 int run_stack(struct store *s, struct run_options *o)
 {
+	struct run_hold h = {.inuse_fd = -EBADF};
 	_cleanup_free_ char *root = NULL;
-	bool mounted_here = false;
-	int status, r;
+	int status;
 
-	r = ensure_mounted(s, o, &root, &mounted_here);
-	if (r < 0)
+	if (hold_stack(s, o, &root, &h) < 0)
 		return RUN_EXIT_OWN;
 	status = spawn(o, root);
-	if (!mounted_here)
-		return status;
-	r = store_lock(s);
-	if (r == 0)
-		r = mount_unmount(s, o->stack);
-	if (r < 0) {
-		log_errno(r, "run: unmounting stack %s", o->stack);
+	if (release_stack(s, o, &h) < 0)
 		return status ?: RUN_EXIT_OWN;
-	}
 	return status;
 }

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -175,4 +176,38 @@ int stack_using_layer(struct store *s, const char *id, char *name, size_t size)
 		}
 	store_free_list(names);
 	return r;
+}
+
+int stack_users_of_layer(struct store *s, const char *id, char ***names)
+{
+	char **all, **users = calloc(1, sizeof(*users));
+	size_t n = 0;
+	int r = users ? stack_list(s, &all) : -ENOMEM;
+
+	if (r < 0) {
+		free(users);
+		return r;
+	}
+	for (char **p = all; r == 0 && *p; p++) {
+		char **grown;
+
+		if (!uses_layer(s, *p, id))
+			continue;
+		grown = realloc(users, (n + 2) * sizeof(*users));
+		if (!grown) {
+			r = -ENOMEM;
+			break;
+		}
+		users = grown;
+		users[n] = strdup(*p);
+		users[n + 1] = NULL;
+		r = users[n++] ? 0 : -ENOMEM;
+	}
+	store_free_list(all);
+	if (r < 0) {
+		store_free_list(users);
+		return r;
+	}
+	*names = users;
+	return 0;
 }

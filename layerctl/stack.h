@@ -27,5 +27,7 @@ int stack_remove(struct store *s, const char *name);
 int stack_list(struct store *s, char ***names);
 /* The first stack using layer id, into name (size bytes); 0 when one does, -ENOENT when none. */
 int stack_using_layer(struct store *s, const char *id, char *name, size_t size);
+/* Every stack using layer id (NULL-terminated, store_free_list). */
+int stack_users_of_layer(struct store *s, const char *id, char ***names);
 /* Makes sure stacks/NAME/upper and work exist. */
 int stack_prepare_upper(struct store *s, const char *name);

@@ -8,6 +8,8 @@
  *   stacks/NAME.json      a stack: its layers, base first
  *   stacks/NAME/upper, work  the persistent upper and work dir of a stack
  *   run/NAME.json, run/NAME/  a mounted stack: its mounts, for umount from any process
+ *   run/NAME@PID.json, ...    the private mount of a run --tmp by layerctl PID
+ *   run/NAME.lock         read-locked by each layerctl run of NAME (inuse.h)
  *   tmp/                  temp files and dirs; whatever is left here is garbage (gc)
  */
 #pragma once

@@ -50,6 +50,11 @@ tree_of() {
 		find . -type f -not -path './lost+found*' -exec md5sum {} + | sort -k2)
 }
 
+# libarchive and libcrypto (with libxml2, ICU, libstdc++) load on first use, not at start-up:
+# they doubled the start-up time of every command, run included.
+check "layerctl does not load libarchive or libcrypto at start-up" \
+	sh -c "! ldd '$LAYERCTL' | grep -E 'libarchive|libcrypto'"
+
 # ---- import ----
 mkbase "$T_TMP/base"
 base=$(LC import --name base "$T_TMP/base")
@@ -78,6 +83,11 @@ l2=$(LC import --name top "$L/2.tar.zst")
 check "import gzip tar" test "${#l1}" -eq 32
 check "import zstd tar" test "${#l2}" -eq 32
 check_eq "xz tar of the same tree gives the same layer" "$l2" "$(LC import "$L/2.txz")"
+# Tarballs are extracted on a tmpfs in a private mount namespace; without CAP_SYS_ADMIN, on disk.
+out=$(timeout 60 setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin \
+	"$LAYERCTL" -v -v --store "$T_TMP/store-disk" import "$L/1.tgz" 2>"$T_TMP/disk.err")
+check "import without CAP_SYS_ADMIN extracts to disk" grep -q "extracting to disk" "$T_TMP/disk.err"
+check_eq "the tmpfs scratch and the disk give the same layer" "$l1" "$out"
 
 # The same two tarballs as an OCI image layout: the same layers, digests checked.
 mkoci() { # mkoci DIR TARBALL:MEDIATYPE...
@@ -201,12 +211,54 @@ out=$(LC run demo -- /bin/sh -c 'ls /proc/1 >/dev/null && ls /dev/null /dev/pts/
 check_eq "run: /proc, /dev, read-only /sys" "/dev/null /dev/pts/ptmx sys-ro" "$(echo $out)"
 out=$(LC run demo -- /bin/sh -c 'ip -o link | cut -d" " -f2')
 check_eq "run: a private network namespace by default" "lo:" "$out"
+out=$(LC run demo -- /bin/sh -c 'ip -o link show lo | grep -q "<LOOPBACK,UP" && ping -c1 -W5 127.0.0.1 >/dev/null && echo up')
+check_eq "run: lo is up in the new network namespace, 127.0.0.1 answers" "up" "$out"
 check_eq "run: no mount points left in the upper dir" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
 check_eq "run: no leak" "$before" "$(leaks)"
 check "run on a mounted stack keeps it mounted" sh -c "
 	r=\$('$LAYERCTL' --store '$STORE' mount demo) &&
 	'$LAYERCTL' --store '$STORE' run demo -- true && mountpoint -q \"\$r\" &&
 	'$LAYERCTL' --store '$STORE' umount demo"
+# ---- a running stack is in use ----
+# lc_bg NAP ARGS...: layerctl run ARGS -- /bin/sleep NAP in the background; prints layerctl's pid.
+lc_bg() {
+	local nap=$1 i p; shift
+	"$LCX" run "$@" -- /bin/sleep "$nap" >/dev/null 2>&1 &
+	for i in $(seq 100); do pgrep -x -f "/bin/sleep $nap" >/dev/null && break; sleep 0.1; done
+	p=$(pgrep -P $! -x layerctl)
+	echo "${p:-none}"
+}
+# lc_wake NAP: kills that sleep; its layerctl then ends.
+lc_wake() { pkill -KILL -x -f "/bin/sleep $1"; }
+lc_wait() { local i; for i in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
+napa=$((5000 + RANDOM % 1000)); napb=$((6000 + RANDOM % 1000)); napc=$((7000 + RANDOM % 1000))
+pa=$(lc_bg $napa demo)
+check_eq "in use: rm-stack refuses, naming the run's pid" \
+	"layerctl: rm-stack: stack demo is in use by pid $pa (layerctl run) 125" \
+	"$("$LCX" rm-stack demo 2>&1 | tr -d '\n'; echo " ${PIPESTATUS[0]}")"
+errs=$("$LCX" commit demo 2>&1; "$LCX" umount demo 2>&1; "$LCX" rm --force "$base" 2>&1)
+check_eq "in use: commit, umount and rm --force of its layer refuse too" \
+	"commit: stack demo is in use by pid $pa|umount: stack demo is in use by pid $pa|rm: stack demo is in use by pid $pa|" \
+	"$(echo "$errs" | sed -n 's/^layerctl: \(.*\) (layerctl run)$/\1/p' | tr '\n' '|')"
+check "in use: the stack and its layer are still there" sh -c "'$LCX' inspect '$base' >/dev/null && test -f '$STORE/stacks/demo.json'"
+pb=$(lc_bg $napb demo)
+check "a second run of the same stack runs alongside the first" test "$pb" != none
+pc=$(lc_bg $napc --tmp demo)
+out=$(LC run --tmp demo -- /bin/sh -c 'echo t >/root/t; cat /root/t /etc/release')
+check_eq "runs --tmp of the same stack run alongside each other and the others" "t base" "$(echo $out)"
+check_eq "run --tmp: a private mount; the stack's own upper untouched" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
+lc_wake $napa; lc_wait "$pa"
+check "the first run out leaves the mount to the second" mountpoint -q "$STORE/run/demo/root"
+check_fails "in use by the second run: rm-stack still refuses" "$LCX" rm-stack demo
+lc_wake $napb; lc_wait "$pb"
+check "the last run out unmounts the stack it mounted" test ! -e "$STORE/run/demo.json"
+check_fails "in use by a run --tmp: rm-stack refuses" "$LCX" rm-stack demo
+kill -KILL "$pc"; lc_wait "$pc"
+check "a killed run --tmp leaves its private mount" test -e "$STORE/run/demo@$pc.json"
+check "gc undoes a killed run --tmp's private mount" "$LCX" gc
+check_eq "no leak after concurrent runs and gc" "$before" "$(leaks)"
+check_eq "run/ holds nothing but lock files" "demo.lock" "$(ls "$STORE/run")"
+
 # A sleep with an argument no other process has, found by that argument alone.
 nap=$((3000 + RANDOM % 1000))
 LC run demo -- /bin/sleep "$nap" &
@@ -246,19 +298,79 @@ else
 	echo "skip - bundle with runc: runc not installed"
 fi
 
+# ---- crun and podman: where they can start a container on this host at all ----
+# A trivial known-good bundle (busybox, /bin/true) in a plain directory, nothing of layerctl.
+mkdir -p "$T_TMP/trivial/rootfs/bin"
+cp /bin/busybox "$T_TMP/trivial/rootfs/bin/true"
+if command -v crun >/dev/null; then
+	(cd "$T_TMP/trivial" && crun spec >/dev/null 2>&1)
+	python3 - "$T_TMP/trivial/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	why=$(timeout -k 5 30 crun run -b "$T_TMP/trivial" "layerctl-trivial-$$" 2>&1 </dev/null)
+	rc=$?
+	timeout 10 crun delete -f "layerctl-trivial-$$" >/dev/null 2>&1
+	if [ "$rc" -ne 0 ]; then
+		echo "skip - crun runs the bundle: crun $(crun --version | sed -n 's/^crun version //p') cannot start even a trivial container on this host (${why:-exit $rc})"
+	else
+		root=$(LC bundle demo "$T_TMP/cbundle" -- /bin/sh -c 'echo $$ $(hostname) >/root/crun; exit 9')
+		timeout -k 5 60 crun run -b "$T_TMP/cbundle" "layerctl-crun-$$" >/dev/null 2>&1 </dev/null
+		check_eq "crun runs the bundle; its exit status comes back" 9 $?
+		timeout 10 crun delete -f "layerctl-crun-$$" >/dev/null 2>&1
+		check_eq "crun's command saw PID 1 and the stack's name" "1 demo" "$(cat "$root/root/crun" 2>&1)"
+		rm -f "$root/root/crun"
+		check "umount after the crun bundle" "$LCX" umount demo
+		check_eq "no leak after crun" "$before" "$(leaks)"
+	fi
+else
+	echo "skip - crun runs the bundle: crun not installed"
+fi
+if command -v podman >/dev/null; then
+	podman_run() { timeout -k 5 120 podman run --rm --runtime runc --cgroup-manager cgroupfs --network none "$@" </dev/null; }
+	why=$(podman_run --rootfs "$T_TMP/trivial/rootfs" /bin/true 2>&1)
+	if [ $? -ne 0 ]; then
+		echo "skip - podman --rootfs: podman cannot start even a trivial container on this host ($(echo "$why" | tail -n 1))"
+	else
+		root=$(LC mount demo)
+		podman_run --rootfs "$root" /bin/sh -c 'exit 6' >/dev/null 2>&1
+		check_eq "podman --rootfs on the mounted stack; its exit status comes back" 6 $?
+		check "umount after podman" "$LCX" umount demo
+		check_eq "no leak after podman" "$before" "$(leaks)"
+	fi
+else
+	echo "skip - podman --rootfs: podman not installed"
+fi
+
 # ---- commit ----
-LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release'
+LC run demo -- /bin/sh -c 'echo data >/root/file; rm /etc/release; echo more >>/etc/passwd'
 check "the write went to the upper dir" test -f "$STORE/stacks/demo/upper/root/file"
+# unionfs's own xattrs (copy-up origins): in the upper, never in a committed layer.
+internal_xattrs() { getfattr -R -h -d -m '^(trusted|user)\.unionfs\.' --absolute-names "$1" 2>/dev/null; }
+check "copy-up left unionfs's internal xattrs in the upper" sh -c \
+	"getfattr -R -h -d -m '^trusted\.unionfs\.' '$STORE/stacks/demo/upper' 2>/dev/null | grep -q unionfs"
 c1=$(LC commit --name c1 demo)
+root=$(LC mount demo)
+check_eq "the committed layer carries no trusted/user.unionfs.* xattrs" "" \
+	"$(internal_xattrs "$STORE/run/demo/l1")"
+check_eq "the copied-up file is in the committed layer" "more" "$(tail -n 1 "$STORE/run/demo/l1/etc/passwd" 2>&1)"
+check "umount" "$LCX" umount demo
 check "commit prints a new id" test "${#c1}" -eq 32
 check_eq "commit empties the upper" "" "$(find "$STORE/stacks/demo/upper" -mindepth 1 2>&1)"
 check "commit records the parent" sh -c "'$LAYERCTL' --store '$STORE' inspect c1 | grep -q '\"parent\":\"$base\"'"
 out=$(LC run demo -- /bin/sh -c 'cat /root/file; test -e /etc/release || echo gone')
 check_eq "the committed layer is in the stack" "data gone" "$(echo $out)"
 # A renamed lower dir is a redirect in the upper: commit keeps it, and the kernel follows it.
-LC run demo -- /bin/sh -c 'mkdir /tmp/x && echo hi >/tmp/x/f'
+# The dir's contents come from two layers (with a whiteout in the second) before the rename.
+LC run demo -- /bin/sh -c 'mkdir -p /tmp/x/sub && echo hi >/tmp/x/f && echo deep >/tmp/x/sub/d'
 LC commit demo >/dev/null
-LC run demo -- /bin/sh -c 'mv /tmp/x /tmp/y'
+LC run demo -- /bin/sh -c 'echo two >/tmp/x/f2 && rm /tmp/x/sub/d && echo e >/tmp/x/sub/e'
+LC commit demo >/dev/null
+LC run demo -- /bin/sh -c 'mv /tmp/x /tmp/y && echo added >/tmp/y/g'
+root=$(LC mount demo)
+tree_of "$root" >"$T_TMP/merged-before-commit"
+check "umount" "$LCX" umount demo
 check "commit of a renamed dir" sh -c "'$LCX' commit demo >/dev/null"
 root=$(LC mount demo)
 n=$(ls -d "$STORE"/run/demo/l* | wc -l)
@@ -266,13 +378,67 @@ lowers=$(for ((i = n - 1; i >= 0; i--)); do printf '%s:' "$STORE/run/demo/l$i"; 
 mount_overlay "$T_TMP/kr" "lowerdir=$lowers,redirect_dir=follow"
 check_eq "the kernel follows the committed redirect" "hi" "$(cat "$T_TMP/kr/tmp/y/f" 2>&1)"
 check "the kernel hides the old name" test ! -e "$T_TMP/kr/tmp/x"
+check_eq "the committed layer keeps the redirect xattr" "/tmp/x" \
+	"$(getfattr -h --absolute-names --only-values -n trusted.overlay.redirect "$STORE/run/demo/l$((n - 1))/tmp/y" 2>&1)"
 if [ "$(cat "$root/tmp/y/f" 2>/dev/null)" = hi ]; then
 	pass "unionfs follows the committed redirect"
 else
 	echo "skip - unionfs follows the committed redirect: unionfs does not follow redirects in lower layers yet"
 fi
 t_umount "$T_TMP/kr"
+tree_of "$root" >"$T_TMP/merged-after-commit"
+compare "the merged view is the same after the commit" "$T_TMP/merged-before-commit" "$T_TMP/merged-after-commit"
 check "umount" "$LCX" umount demo
+
+# OCI has no redirects: the export materialises the renamed dir in the layer that renamed it.
+# Unpacked layer by layer with OCI whiteout handling, the image is the merged view.
+oci_unpack() { # oci_unpack LAYOUT DIR
+	python3 - "$1" "$2" <<'PY'
+import json, os, shutil, sys, tarfile
+oci, out = sys.argv[1:3]
+blob = lambda d: os.path.join(oci, "blobs", *d.split(":"))
+manifest = json.load(open(blob(json.load(open(oci + "/index.json"))["manifests"][0]["digest"])))
+def remove(p):
+    if os.path.isdir(p) and not os.path.islink(p): shutil.rmtree(p)
+    elif os.path.lexists(p): os.unlink(p)
+os.makedirs(out)
+for layer in manifest["layers"]:
+    with tarfile.open(blob(layer["digest"])) as t:
+        keep = []
+        for m in t.getmembers():
+            d, base = os.path.split(os.path.normpath(m.name))
+            if base == ".wh..wh..opq":
+                if os.path.isdir(os.path.join(out, d)):
+                    for c in os.listdir(os.path.join(out, d)): remove(os.path.join(out, d, c))
+            elif base.startswith(".wh."):
+                remove(os.path.join(out, d, base[4:]))
+            else:
+                keep.append(m)
+        for m in keep:
+            p = os.path.join(out, os.path.normpath(m.name))
+            if os.path.lexists(p) and not (m.isdir() and os.path.isdir(p)): remove(p)
+        t.extractall(out, members=keep, numeric_owner=True)
+PY
+}
+check "export --oci of a stack with a committed redirect" "$LCX" export demo --oci "$T_TMP/oci-redirect"
+top_tar=$(python3 -c "import json,sys; d='$T_TMP/oci-redirect'; i=json.load(open(d+'/index.json'));
+m=json.load(open(d+'/blobs/'+i['manifests'][0]['digest'].replace(':','/'))); print(d+'/blobs/'+m['layers'][-1]['digest'].replace(':','/'))")
+check_eq "the renaming layer: the old name's whiteout, the new dir opaque with all it holds" \
+	"./ tmp/ tmp/.wh.x tmp/y/ tmp/y/.wh..wh..opq tmp/y/f tmp/y/f2 tmp/y/g tmp/y/sub/ tmp/y/sub/e" \
+	"$(tar tf "$top_tar" 2>&1 | sort | tr '\n' ' ' | sed 's/ $//')"
+check_fn "unpack the OCI layers in order, with whiteouts" oci_unpack "$T_TMP/oci-redirect" "$T_TMP/unpacked"
+tree_of "$T_TMP/unpacked" >"$T_TMP/unpacked-tree"
+compare "the unpacked OCI image equals the merged view" "$T_TMP/merged-before-commit" "$T_TMP/unpacked-tree"
+if command -v umoci >/dev/null; then
+	check "umoci unpacks the exported image" sh -c \
+		"umoci unpack --image '$T_TMP/oci-redirect:demo' '$T_TMP/umoci' >/dev/null 2>&1"
+	tree_of "$T_TMP/umoci/rootfs" >"$T_TMP/umoci-tree"
+	compare "umoci's rootfs equals the merged view" "$T_TMP/merged-before-commit" "$T_TMP/umoci-tree"
+else
+	echo "skip - umoci unpack of the exported image: umoci not installed"
+fi
+check_eq "no leak after export --oci with redirects" "$before" "$(leaks)"
+check_eq "export leaves no temp dir" "" "$(ls -A "$STORE/tmp")"
 check_fails "commit with nothing to commit" "$LCX" commit demo
 out=$(LC run --tmp demo -- /bin/sh -c 'echo x >/root/tmpfile; cat /root/tmpfile')
 check_eq "run --tmp writes" "x" "$out"
