@@ -125,7 +125,7 @@ int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr,
 	 */
 	if (!copyup_done(fs, node) && times_unchanged(fs, node, attr, to_set, out))
 		return 0;
-	r = copyup(fs, node, data);
+	r = to_set & ATTR_SET_SIZE ? copyup(fs, node, data) : copyup_meta(fs, node);
 	if (r < 0)
 		return r;
 	fd = node_fd(node);

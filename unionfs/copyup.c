@@ -28,13 +28,24 @@
 #include "unionfs/workdir.h"
 #include "unionfs/xattr.h"
 
-static int publish(struct node *node, const struct layer_set *old, int upper_fd, bool indexed);
+static int publish(struct node *node, const struct layer_set *old, int upper_fd, bool indexed,
+		   bool metacopy);
 
 bool copyup_done(const struct unionfs *fs, const struct node *node)
 {
 	const struct layer_set *set = node_layers(node);
 
 	return !fs->read_only && set->v[0].branch == 0 && !set->unnamed;
+}
+
+static bool data_done(const struct unionfs *fs, const struct node *node)
+{
+	return copyup_done(fs, node) && !node_layers(node)->metacopy;
+}
+
+static const char *metacopy_xattr(const struct unionfs *fs)
+{
+	return fs->privileged ? "trusted.overlay.metacopy" : "user.overlay.metacopy";
 }
 
 void copyup_index_name(uint64_t ino, char *buf, size_t size)
@@ -53,7 +64,7 @@ static int link_from_index(struct unionfs *fs, struct node *node, int parent_fd)
 	if (r < 0)
 		return r;
 	r = RET_NERRNO(openat(parent_fd, node->name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-	r = r < 0 ? r : publish(node, node_layers(node), r, true);
+	r = r < 0 ? r : publish(node, node_layers(node), r, true, false);
 	/* This name showed before: the union's count stays while the real one grows. */
 	return r < 0 ? r : nlink_upper_link_added_locked(fs, node);
 }
@@ -134,7 +145,19 @@ static int finish_copy(struct unionfs *fs, struct node *node, int src_fd, const 
 }
 
 /* The new layer set: the upper object, and for a directory the lower ones still merged. */
-static int publish(struct node *node, const struct layer_set *old, int upper_fd, bool indexed)
+/* Of a metadata-only copy, the new set keeps where the data is: the old set's lower file. */
+static int keep_data_source(struct layer_set *set, const struct layer_set *old)
+{
+	set->metacopy = true;
+	set->data_branch = old->v[0].branch;
+	set->parent_fd = old->parent_fd;
+	set->size = old->size;
+	set->name = strdup(old->name);
+	return set->name ? 0 : -ENOMEM;
+}
+
+static int publish(struct node *node, const struct layer_set *old, int upper_fd, bool indexed,
+		   bool metacopy)
 {
 	uint16_t n = S_ISDIR(node->type) ? old->n + 1 : 1;
 	struct layer_set *set = layer_set_new(n);
@@ -142,6 +165,10 @@ static int publish(struct node *node, const struct layer_set *old, int upper_fd,
 	if (!set)
 		return -ENOMEM;
 	set->indexed = indexed;
+	if (metacopy && keep_data_source(set, old) < 0) {
+		layer_set_free(set);
+		return -ENOMEM;
+	}
 	set->v[set->n++] = (struct node_layer){.fd = upper_fd, .branch = 0};
 	for (uint16_t i = 0; set->n < n; i++) {
 		int fd = fcntl(old->v[i].fd, F_DUPFD_CLOEXEC, 3);
@@ -171,25 +198,49 @@ static int keepable_fd(int dst, mode_t type)
 /* Puts the copy in place; a copy-up is not a change of its parent, so its times stay (as
  * overlayfs). */
 static int rename_keeping_parent_times(int work_fd, const char *tmp, int parent_fd,
-				       const char *name)
+				       const char *name, bool replace)
 {
 	struct stat parent;
 	struct timespec times[2];
 
 	if (fstat(parent_fd, &parent) < 0)
 		return -errno;
-	if (renameat2(work_fd, tmp, parent_fd, name, RENAME_NOREPLACE) < 0)
+	if (renameat2(work_fd, tmp, parent_fd, name, replace ? 0 : RENAME_NOREPLACE) < 0)
 		return -errno;
 	times[0] = parent.st_atim;
 	times[1] = parent.st_mtim;
 	return RET_NERRNO(futimens(parent_fd, times));
 }
 
-static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
+/* A metadata-only copy: a sparse file of the same size, marked as overlayfs marks it. */
+static int create_meta_copy(struct unionfs *fs, const struct stat *st, const char *tmp)
+{
+	int dst = RET_NERRNO(
+	    openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+	int r;
+
+	if (dst < 0)
+		return dst;
+	r = RET_NERRNO(ftruncate(dst, st->st_size));
+	if (r == 0)
+		r = xattr_set_fd(dst, metacopy_xattr(fs), "", 0, 0);
+	if (r < 0) {
+		close(dst);
+		return r;
+	}
+	return dst;
+}
+
+/*
+ * Copies node up: its data too unless meta_only. src_fd is the object whose
+ * metadata the copy takes (the upper one of a metadata-only copy), data_fd
+ * the one whose data it takes.
+ */
+static int copy_object(struct unionfs *fs, struct node *node, bool with_data, bool meta_only)
 {
 	const struct layer_set *old = node_layers(node);
 	int parent_fd = node_layers(node->parent)->v[0].fd;
-	_cleanup_close_ int src_fd = node_open(node, O_PATH), dst = -EBADF;
+	_cleanup_close_ int src_fd = node_open(node, O_PATH), dst = -EBADF, data_fd = -EBADF;
 	int keep = -EBADF, r;
 	char tmp[64];
 	struct stat st;
@@ -198,14 +249,23 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 		return src_fd;
 	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !old->metacopy) {
 		r = link_from_index(fs, node, parent_fd);
 		if (r != -ENOENT)
 			return r < 0 ? r : (dir_listing_invalidate(node->parent), 0);
 		with_data = true; /* other names will see this copy: it must be whole */
+		meta_only = false;
 	}
+	/* Only a file reached by name in its lower dir can leave its data there. */
+	if (!old->name || old->v[0].fd >= 0)
+		meta_only = false;
+	data_fd = old->metacopy ? node_open(node, O_RDONLY)
+				: RET_NERRNO(fcntl(src_fd, F_DUPFD_CLOEXEC, 3));
+	if (data_fd < 0)
+		return data_fd;
 	workdir_temp_name(fs, tmp, sizeof(tmp));
-	dst = create_copy(src_fd, &st, fs->work_fd, tmp, with_data);
+	dst = meta_only ? create_meta_copy(fs, &st, tmp)
+			: create_copy(data_fd, &st, fs->work_fd, tmp, with_data);
 	if (dst < 0) {
 		/* A half-made copy (ENOSPC, say) must not keep the space it took. */
 		path_remove_tree(fs->work_fd, tmp);
@@ -220,13 +280,15 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data)
 			r = RET_NERRNO(linkat(fs->work_fd, tmp, fs->index_fd, index_name, 0));
 	}
 	if (r == 0)
-		r = rename_keeping_parent_times(fs->work_fd, tmp, parent_fd, node->name);
+		r = rename_keeping_parent_times(fs->work_fd, tmp, parent_fd, node->name,
+						old->metacopy);
 	if (r < 0) {
 		path_remove_tree(fs->work_fd, tmp);
 		return r;
 	}
 	keep = keepable_fd(dst, st.st_mode);
-	r = keep < 0 ? keep : publish(node, old, keep, S_ISREG(st.st_mode) && st.st_nlink > 1);
+	r = keep < 0 ? keep
+		     : publish(node, old, keep, S_ISREG(st.st_mode) && st.st_nlink > 1, meta_only);
 	if (r < 0) {
 		closep(&keep);
 		return r;
@@ -241,6 +303,26 @@ int copyup(struct unionfs *fs, struct node *node, bool with_data)
 
 	if (fs->read_only)
 		return -EROFS;
+	if (data_done(fs, node))
+		return 0;
+	r = copyup(fs, node->parent, true);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&node->copyup_lock);
+	if (!data_done(fs, node))
+		r = copy_object(fs, node, with_data, false);
+	pthread_mutex_unlock(&node->copyup_lock);
+	return r;
+}
+
+int copyup_meta(struct unionfs *fs, struct node *node)
+{
+	int r = 0;
+
+	if (!fs->metacopy || !S_ISREG(node->type))
+		return copyup(fs, node, true);
+	if (fs->read_only)
+		return -EROFS;
 	if (copyup_done(fs, node))
 		return 0;
 	r = copyup(fs, node->parent, true);
@@ -248,7 +330,7 @@ int copyup(struct unionfs *fs, struct node *node, bool with_data)
 		return r;
 	pthread_mutex_lock(&node->copyup_lock);
 	if (!copyup_done(fs, node))
-		r = copy_object(fs, node, with_data);
+		r = copy_object(fs, node, true, true);
 	pthread_mutex_unlock(&node->copyup_lock);
 	return r;
 }

@@ -18,6 +18,14 @@ struct node;
  */
 int copyup(struct unionfs *fs, struct node *node, bool with_data);
 
+/*
+ * For a change of metadata only (chmod, chown, utimes, xattrs): with
+ * -o metacopy=on a regular file's copy gets its metadata and a size, not its
+ * data (a sparse file marked trusted.overlay.metacopy, as overlayfs does);
+ * the data is copied when the file is first written. Else as copyup().
+ */
+int copyup_meta(struct unionfs *fs, struct node *node);
+
 /* The hard-link index entry's name for a node: its st_ino in hex. */
 void copyup_index_name(uint64_t ino, char *buf, size_t size);
 

@@ -43,26 +43,41 @@ static int open_for_write(struct unionfs *fs, struct node *node, int flags, uint
 	return r < 0 ? r : node_open_branch(node, writable_flags(flags) & PASSED_FLAGS, branch);
 }
 
-/*
- * A read-only open of a small lower file opens nothing yet: with its data in
- * the kernel's page cache (kept across opens), the file is never read here.
- */
-static int open_lazily(struct unionfs *fs, struct node *node, int flags, struct open_file **out)
+static bool is_small_lower(const struct layer_set *set)
 {
-	const struct layer_set *set = node_layers(node);
+	return set->v[0].fd < 0 && set->size < PASSTHROUGH_MIN_SIZE;
+}
+
+/*
+ * Small lower files read better from the kernel's page cache of our inode
+ * (kept across opens, as lower data never changes) than through a backing
+ * file, which costs every open two ioctls and a second open in the kernel.
+ */
+static bool wants_backing(int fd, bool lower, int flags)
+{
+	struct stat st;
+
+	if (file_open_writes(flags) || !lower)
+		return true;
+	return fstat(fd, &st) < 0 || st.st_size >= PASSTHROUGH_MIN_SIZE;
+}
+
+/* An open file for fd (taken over; -1 for a lazy open), counted for passthrough. */
+static int new_open_file(struct unionfs *fs, struct node *node, int fd, uint16_t branch,
+			 bool want_backing, struct open_file **out)
+{
 	struct open_file *fh = malloc(sizeof(*fh));
 	int r;
 
-	if (!fh)
+	if (!fh) {
+		closep(&fd);
 		return -ENOMEM;
-	*fh = (struct open_file){.fd = -1,
-				 .node = node,
-				 .lazy = set,
-				 .lazy_flags = flags & PASSED_FLAGS,
-				 .backing = -1,
-				 .lower = true};
-	r = passthrough_open(fs, node, -1, set->v[0].branch, false, &fh->backing);
+	}
+	*fh = (struct open_file){
+	    .fd = fd, .node = node, .backing = -1, .lower = fs->read_only || branch != 0};
+	r = passthrough_open(fs, node, fd, branch, want_backing, &fh->backing);
 	if (r < 0) {
+		closep(&fh->fd);
 		free(fh);
 		return r;
 	}
@@ -71,9 +86,28 @@ static int open_lazily(struct unionfs *fs, struct node *node, int flags, struct 
 	return 0;
 }
 
-static bool is_small_lower(const struct layer_set *set)
+/*
+ * A read-only open of a small lower file opens nothing yet: with its data in
+ * the kernel's page cache (kept across opens), the file is never read here.
+ */
+static int open_lazily(struct unionfs *fs, struct node *node, int flags, struct open_file **out)
 {
-	return set->v[0].fd < 0 && set->size < PASSTHROUGH_MIN_SIZE;
+	const struct layer_set *set = node_layers(node);
+	int r = new_open_file(fs, node, -1, set->v[0].branch, false, out);
+
+	if (r == 0) {
+		(*out)->lazy = set;
+		(*out)->lazy_flags = flags & PASSED_FLAGS;
+	}
+	return r;
+}
+
+int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int flags,
+		struct open_file **out)
+{
+	bool lower = fs->read_only || branch != 0;
+
+	return new_open_file(fs, node, fd, branch, wants_backing(fd, lower, flags), out);
 }
 
 int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file **out)
@@ -94,43 +128,6 @@ int file_open(struct unionfs *fs, struct node *node, int flags, struct open_file
 	if (fd < 0)
 		return fd;
 	return file_attach(fs, node, fd, branch, flags, out);
-}
-
-/*
- * Small lower files read better from the kernel's page cache of our inode
- * (kept across opens, as lower data never changes) than through a backing
- * file, which costs every open two ioctls and a second open in the kernel.
- */
-static bool wants_backing(int fd, bool lower, int flags)
-{
-	struct stat st;
-
-	if (file_open_writes(flags) || !lower)
-		return true;
-	return fstat(fd, &st) < 0 || st.st_size >= PASSTHROUGH_MIN_SIZE;
-}
-
-int file_attach(struct unionfs *fs, struct node *node, int fd, uint16_t branch, int flags,
-		struct open_file **out)
-{
-	struct open_file *fh = malloc(sizeof(*fh));
-	bool lower = fs->read_only || branch != 0;
-	int r;
-
-	if (!fh) {
-		close(fd);
-		return -ENOMEM;
-	}
-	*fh = (struct open_file){.fd = fd, .node = node, .backing = -1, .lower = lower};
-	r = passthrough_open(fs, node, fd, branch, wants_backing(fd, lower, flags), &fh->backing);
-	if (r < 0) {
-		close(fd);
-		free(fh);
-		return r;
-	}
-	fh->counted = fs->pt.active;
-	*out = fh;
-	return 0;
 }
 
 int file_fd(struct open_file *fh)

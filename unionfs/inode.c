@@ -276,7 +276,10 @@ int node_open_branch(const struct node *node, int flags, uint16_t *branch)
 	char proc[PATH_FD_PROC_SIZE];
 
 	if (branch)
-		*branch = set->v[0].branch;
+		*branch = set->metacopy && !(flags & O_PATH) ? set->data_branch : set->v[0].branch;
+	if (set->metacopy && !(flags & O_PATH))
+		return RET_NERRNO(
+		    openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));
 	if (set->v[0].fd < 0)
 		return RET_NERRNO(
 		    openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));

@@ -41,6 +41,12 @@ struct layer_set {
 	bool unnamed;
 	/* v[0] is (a link of) a hard-link index entry: its link count is not the union's. */
 	bool indexed;
+	/*
+	 * v[0] holds only the metadata (-o metacopy=on): the data is still the
+	 * lower file name in parent_fd, of branch data_branch, size bytes long.
+	 */
+	bool metacopy;
+	uint16_t data_branch;
 	uint16_t n;
 	struct node_layer v[];
 };
@@ -62,6 +68,7 @@ struct node {
 	pthread_mutex_t copyup_lock;
 	struct dir_listing *listing;
 	uint64_t listing_built_ns;
+	bool listing_changed; /* invalidated since the last listing was built */
 	/* Open files, and the backing file they share (passthrough.c); under lock. */
 	unsigned io_opens;
 	int io_backing;	    /* backing id, -1: the opens go through the daemon */
@@ -122,7 +129,10 @@ static inline int node_fd(const struct node *node)
 
 /* fstatat of the top-most object, without following a symlink. */
 int node_stat(const struct node *node, struct stat *st);
-/* A new fd on the top-most object: open flags (O_NOFOLLOW semantics), or O_PATH. */
+/*
+ * A new fd on the top-most object: open flags (O_NOFOLLOW semantics), or
+ * O_PATH. Of a metadata-only copy, other flags than O_PATH open the data.
+ */
 int node_open(const struct node *node, int flags);
 /* node_open(), and the branch of the object opened: a copy-up cannot come between. */
 int node_open_branch(const struct node *node, int flags, uint16_t *branch);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,6 +203,27 @@ static void raise_fd_limit(void)
 	}
 }
 
+/*
+ * The daemon writes for its callers: without CAP_SYS_RESOURCE their writes
+ * count against their quotas and stay out of the root reserve, as they
+ * would without the union (EDQUOT and ENOSPC reach them). Dropped after the
+ * fd limit is raised, which needs it.
+ */
+static void drop_quota_override(void)
+{
+	struct __user_cap_header_struct head = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	unsigned i = CAP_TO_INDEX(CAP_SYS_RESOURCE);
+
+	if (syscall(SYS_capget, &head, data) < 0)
+		return;
+	data[i].effective &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+	data[i].permitted &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+	data[i].inheritable &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+	if (syscall(SYS_capset, &head, data) < 0)
+		log_debug("cannot drop CAP_SYS_RESOURCE: %s", strerror(errno));
+}
+
 static int run_session(struct unionfs *fs, struct fuse_args *args)
 {
 	struct fuse_cmdline_opts cmd = {0};
@@ -286,12 +309,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	raise_fd_limit();
+	drop_quota_override();
 	if (node_table_init(&fs.nodes) < 0 || namei_make_root(&fs) < 0 ||
 	    build_fuse_args(&fs, &o, &args) < 0) {
 		r = fail("%s", strerror(ENOMEM));
 		goto out;
 	}
 	r = run_session(&fs, &args);
+	whiteout_drop_shared(&fs);
 	node_free(fs.root);
 	node_table_destroy(&fs.nodes);
 out:

@@ -27,7 +27,12 @@
 
 static void report_attr(const struct unionfs *fs, const struct layer_set *layers, struct stat *st)
 {
+	struct stat data;
+
 	nlink_report(fs, layers, st);
+	/* A metadata-only copy's blocks are its lower data's, as overlayfs reports them. */
+	if (layers->metacopy && fstatat(layers->parent_fd, layers->name, &data, AT_SYMLINK_NOFOLLOW) == 0)
+		st->st_blocks = data.st_blocks;
 	st->st_ino = branch_pack_ino(layers->v[0].branch, st->st_ino);
 	/* As overlayfs: counting subdirs of a merged dir is not worth it; 1 pacifies find. */
 	if (S_ISDIR(st->st_mode) && layers->n > 1)
@@ -60,6 +65,29 @@ struct found {
 	struct stat st;
 };
 
+/* The top-most object of name in a merged directory, asking each layer in turn. */
+static int find_top_by_layer(const struct layer_set *layers, const char *name, struct found *f)
+{
+	char aufs[NAME_MAX + WHITEOUT_AUFS_PREFIX_LEN + 1];
+
+	f->dir_layers = layers;
+	snprintf(aufs, sizeof(aufs), WHITEOUT_AUFS_PREFIX "%s", name);
+	for (uint16_t i = 0; i < layers->n; i++) {
+		if (fstatat(layers->v[i].fd, name, &f->st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (whiteout_is_overlay(&f->st))
+				return -ENOENT;
+			f->parent = &layers->v[i];
+			return 0;
+		}
+		if (errno != ENOENT && errno != ENOTDIR)
+			return -errno;
+		/* An aufs whiteout in this layer hides the name in the ones below. */
+		if (faccessat(layers->v[i].fd, aufs, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return -ENOENT;
+	}
+	return -ENOENT;
+}
+
 static int find_top(struct unionfs *fs, struct node *dir, const char *name, struct found *f)
 {
 	const struct layer_set *layers = node_layers(dir);
@@ -70,9 +98,11 @@ static int find_top(struct unionfs *fs, struct node *dir, const char *name, stru
 		f->parent = &layers->v[0];
 	} else {
 		uint64_t max_age = fs->udba_reval ? (uint64_t)(fs->attr_timeout * 1e9) : 0;
-		r = dir_listing_get(dir, max_age, &f->listing);
+		r = dir_listing_get_for_lookup(dir, max_age, &f->listing);
 		if (r < 0)
 			return r;
+		if (!f->listing)
+			return find_top_by_layer(layers, name, f);
 		f->entry = dir_listing_find(f->listing, name);
 		if (!f->entry || f->entry->whiteout)
 			return -ENOENT;
@@ -227,6 +257,42 @@ static int open_lower_dirs(struct unionfs *fs, const struct found *f, const char
 	return 0;
 }
 
+/*
+ * An upper regular file that holds only metadata (overlayfs's metacopy: a
+ * sparse file with the metacopy xattr) takes its data from the first lower
+ * file of that name below it; as the copy was made in place, no redirect.
+ */
+static int find_metacopy_data(struct unionfs *fs, const struct found *f, const char *name,
+			      struct layer_set *set)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	/* A file whose blocks cover its size has data of its own (xattrs may take a block). */
+	if (!S_ISREG(f->st.st_mode) || f->st.st_blocks * 512 >= f->st.st_size)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", f->parent->fd, name);
+	if (lgetxattr(path, fs->privileged ? "trusted.overlay.metacopy" : "user.overlay.metacopy",
+		      NULL, 0) < 0)
+		return 0;
+	for (uint16_t i = 0; i < f->dir_layers->n; i++) {
+		const struct node_layer *dir = &f->dir_layers->v[i];
+		if (dir->branch == 0)
+			continue;
+		if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISREG(st.st_mode))
+			return 0;
+		set->metacopy = true;
+		set->data_branch = dir->branch;
+		set->parent_fd = dir->fd;
+		set->size = st.st_size;
+		set->name = strdup(name);
+		return set->name ? 0 : -ENOMEM;
+	}
+	return 0;
+}
+
 /* A lower file one of whose hard links was copied up: the index holds that copy. */
 static int open_index_entry(struct unionfs *fs, uint64_t ino)
 {
@@ -260,6 +326,11 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 		r = set->name ? -EBADF : -ENOMEM;
 	} else {
 		r = open_object(f->parent->fd, name, &f->st);
+		if (r >= 0 && branch == 0 && !fs->read_only) {
+			int fd = r;
+			r = find_metacopy_data(fs, f, name, set);
+			r = r < 0 ? (close(fd), r) : fd;
+		}
 	}
 	if (r < 0 && r != -EBADF)
 		goto fail;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "unionfs/devread.h"
 #include "unionfs/ops.h"
 #include "unionfs/inode.h"
 #include "unionfs/unionfs.h"
@@ -110,9 +111,9 @@ static void note_init_request(struct passthrough *pt, const void *buf, ssize_t n
 static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct unionfs *fs = userdata;
-	ssize_t n = read(fd, buf, len);
+	ssize_t n = devread(fd, buf, len);
 
-	if (n > 0 && !fs->pt.init_unique)
+	if (n > 0 && fs->pt.wanted && !fs->pt.init_unique)
 		note_init_request(&fs->pt, buf, n);
 	return n;
 }
@@ -178,10 +179,8 @@ int passthrough_install(struct unionfs *fs, struct fuse_session *se)
 	    .splice_send = hook_splice_send,
 	};
 
-	if (!fs->pt.wanted)
-		return 0;
 	fs->pt.dev_fd = fuse_session_fd(se);
-	if (fuse_session_custom_io(se, &io, fs->pt.dev_fd) != 0)
+	if (devread_setup(fs->pt.dev_fd) < 0 || fuse_session_custom_io(se, &io, fs->pt.dev_fd) != 0)
 		return -EIO;
 	return 0;
 }

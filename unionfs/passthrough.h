@@ -27,7 +27,10 @@ struct passthrough {
 /* Whether this process may register backing files (CAP_SYS_ADMIN). */
 bool passthrough_capable(void);
 
-/* Routes the session's device I/O through our hooks; call after mounting. */
+/*
+ * Routes the session's device I/O through our hooks (also without
+ * passthrough: requests are read with devread()); call after mounting.
+ */
 int passthrough_install(struct unionfs *fs, struct fuse_session *se);
 
 /* Whether the kernel must not be offered the writeback cache (op_init). */

@@ -246,13 +246,19 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-int dir_listing_get(struct node *dir, uint64_t max_age_ns, struct dir_listing **out)
+static int get_listing(struct node *dir, uint64_t max_age_ns, bool for_lookup,
+		       struct dir_listing **out)
 {
 	struct dir_listing *l;
 	uint64_t now = 0;
 	int r = 0;
 
 	pthread_mutex_lock(&dir->lock);
+	if (for_lookup && dir->listing_changed && !dir->listing) {
+		*out = NULL;
+		pthread_mutex_unlock(&dir->lock);
+		return 0;
+	}
 	if (dir->listing && max_age_ns) {
 		now = now_ns();
 		if (now - dir->listing_built_ns > max_age_ns) {
@@ -267,12 +273,23 @@ int dir_listing_get(struct node *dir, uint64_t max_age_ns, struct dir_listing **
 		if (r == 0) {
 			dir->listing = l;
 			dir->listing_built_ns = now ? now : now_ns();
+			dir->listing_changed = false;
 		}
 	}
 	if (r == 0)
 		*out = dir_listing_ref(dir->listing);
 	pthread_mutex_unlock(&dir->lock);
 	return r;
+}
+
+int dir_listing_get(struct node *dir, uint64_t max_age_ns, struct dir_listing **out)
+{
+	return get_listing(dir, max_age_ns, false, out);
+}
+
+int dir_listing_get_for_lookup(struct node *dir, uint64_t max_age_ns, struct dir_listing **out)
+{
+	return get_listing(dir, max_age_ns, true, out);
 }
 
 void dir_listing_invalidate(struct node *dir)
@@ -282,6 +299,7 @@ void dir_listing_invalidate(struct node *dir)
 	pthread_mutex_lock(&dir->lock);
 	old = dir->listing;
 	dir->listing = NULL;
+	dir->listing_changed = true;
 	pthread_mutex_unlock(&dir->lock);
 	dir_listing_unref(old);
 }

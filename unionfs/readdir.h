@@ -50,6 +50,13 @@ void dir_listing_unref(struct dir_listing *l);
  * (or, with max_age_ns > 0, older than that).
  */
 int dir_listing_get(struct node *dir, uint64_t max_age_ns, struct dir_listing **out);
+/*
+ * The same for a lookup, except in a directory changed since its last
+ * listing: then 0 and *out NULL, and the caller looks the name up layer by
+ * layer, as rebuilding the listing after every change of a directory being
+ * emptied (rm -rf) costs time quadratic in its size.
+ */
+int dir_listing_get_for_lookup(struct node *dir, uint64_t max_age_ns, struct dir_listing **out);
 
 /* Drops the node's cached listing (after a change in the directory). */
 void dir_listing_invalidate(struct node *dir);

@@ -103,21 +103,68 @@ static int put_aufs(struct unionfs *fs, int upper_dirfd, const char *name, bool 
 	return replace ? discard_upper(fs, upper_dirfd, name) : 0;
 }
 
-static int put_overlay(struct unionfs *fs, int upper_dirfd, const char *name, bool replace)
+#define SHARED_WHITEOUT "whiteout"
+
+/* A new shared whiteout in the work dir, replacing a full one (EMLINK) or a missing one. */
+static int make_shared_whiteout(struct unionfs *fs)
 {
 	char tmp[64];
 
 	workdir_temp_name(fs, tmp, sizeof(tmp));
 	if (mknodat(fs->work_fd, tmp, S_IFCHR, makedev(0, 0)) < 0)
 		return -errno;
-	if (renameat2(fs->work_fd, tmp, upper_dirfd, name,
-		      replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) < 0) {
+	if (renameat(fs->work_fd, tmp, fs->work_fd, SHARED_WHITEOUT) < 0) {
 		int r = -errno;
 		unlinkat(fs->work_fd, tmp, 0);
 		return r;
 	}
-	/* After an exchange the old upper object sits at tmp. */
-	return replace ? path_remove_tree(fs->work_fd, tmp) : 0;
+	return 0;
+}
+
+/*
+ * Links the shared whiteout at name in dirfd, as overlayfs does: a link is
+ * much cheaper than a new device node for each name of an rm -rf.
+ */
+static int link_whiteout(struct unionfs *fs, int dirfd, const char *name)
+{
+	int r;
+
+	for (int tries = 0; tries < 3; tries++) {
+		if (linkat(fs->work_fd, SHARED_WHITEOUT, dirfd, name, 0) == 0)
+			return 0;
+		if (errno != ENOENT && errno != EMLINK)
+			return -errno;
+		r = make_shared_whiteout(fs);
+		if (r < 0)
+			return r;
+	}
+	return -EMLINK;
+}
+
+static int put_overlay(struct unionfs *fs, int upper_dirfd, const char *name, bool replace)
+{
+	char tmp[64];
+	int r;
+
+	if (!replace)
+		return link_whiteout(fs, upper_dirfd, name);
+	workdir_temp_name(fs, tmp, sizeof(tmp));
+	r = link_whiteout(fs, fs->work_fd, tmp);
+	if (r < 0)
+		return r;
+	if (renameat2(fs->work_fd, tmp, upper_dirfd, name, RENAME_EXCHANGE) < 0) {
+		r = -errno;
+		unlinkat(fs->work_fd, tmp, 0);
+		return r;
+	}
+	/* After the exchange the old upper object sits at tmp. */
+	return path_remove_tree(fs->work_fd, tmp);
+}
+
+void whiteout_drop_shared(struct unionfs *fs)
+{
+	if (fs->work_fd >= 0)
+		unlinkat(fs->work_fd, SHARED_WHITEOUT, 0);
 }
 
 int whiteout_put(struct unionfs *fs, int upper_dirfd, const char *name, bool replace)

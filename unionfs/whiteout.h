@@ -35,12 +35,15 @@ int whiteout_dir_is_opaque(int dirfd);
 int whiteout_present(int upper_dirfd, const char *name);
 
 /*
- * Puts a whiteout for name into the writable branch's dir, atomically:
- * built in the work dir and renamed in. With replace, the upper object
+ * Puts a whiteout for name into the writable branch's dir, atomically: a
+ * link of one shared whiteout in the work dir, as overlayfs makes them. With replace, the upper object
  * there is swapped out (RENAME_EXCHANGE) and removed; otherwise nothing may
  * be there. Overlay format unless -o whiteout=aufs or mknod is not allowed.
  */
 int whiteout_put(struct unionfs *fs, int upper_dirfd, const char *name, bool replace);
+
+/* Removes the work dir's shared whiteout (all whiteouts are links of it), at unmount. */
+void whiteout_drop_shared(struct unionfs *fs);
 
 /* Removes a whiteout for name (either format) if one is there. */
 int whiteout_clear(int upper_dirfd, const char *name);

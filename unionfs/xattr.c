@@ -77,7 +77,7 @@ int unionfs_xattr_set(struct unionfs *fs, struct node *node, const char *name, c
 
 	if (unionfs_xattr_is_internal(name))
 		return -EOPNOTSUPP;
-	r = copyup(fs, node, true);
+	r = copyup_meta(fs, node);
 	return r < 0 ? r : xattr_set_fd(node_fd(node), name, value, size, flags);
 }
 
@@ -93,6 +93,6 @@ int unionfs_xattr_remove(struct unionfs *fs, struct node *node, const char *name
 		if (n < 0)
 			return (int)n;
 	}
-	r = copyup(fs, node, true);
+	r = copyup_meta(fs, node);
 	return r < 0 ? r : xattr_remove_fd(node_fd(node), name);
 }

@@ -1,0 +1,50 @@
+/* Reading requests from /dev/fuse: see devread.h. */
+#include "unionfs/devread.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/macro.h"
+
+int devread_setup(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	return flags < 0 ? -errno : RET_NERRNO(fcntl(fd, F_SETFL, flags | O_NONBLOCK));
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+ssize_t devread(int fd, void *buf, size_t len)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int64_t until = now_ns() + (int64_t)DEVREAD_POLL_US * 1000;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, buf, len);
+		if (n >= 0 || errno != EAGAIN)
+			return n;
+		if (now_ns() > until)
+			break;
+		__builtin_ia32_pause();
+	}
+	for (;;) {
+		/* EINTR goes back to libfuse, which looks whether a signal ended the session. */
+		if (poll(&p, 1, -1) < 0)
+			return -1;
+		n = read(fd, buf, len);
+		if (n >= 0 || errno != EAGAIN)
+			return n;
+	}
+}
