@@ -76,7 +76,13 @@ daemons_of() {
 
 # Registers a mount point for unmounting at exit (lazy detach if busy).
 t_track_mount() { T_MOUNTS+=("$1"); }
-t_track_loop() { T_LOOPS+=("$1"); }
+# Loop devices are recorded with their backing file and detached at exit only
+# while they still have it: by then the number may be someone else's.
+t_track_loop() {
+	local back
+	back=$(cat "/sys/block/${1#/dev/}/loop/backing_file" 2>/dev/null) || back=
+	T_LOOPS+=("$1|$back")
+}
 t_track_pid() { T_PIDS+=("$1"); }
 
 is_mounted() { mountpoint -q "$1" 2>/dev/null; }
@@ -129,7 +135,10 @@ t_cleanup() {
 		kill -KILL "${T_PIDS[i]}" 2>/dev/null
 	done
 	for ((i = ${#T_LOOPS[@]} - 1; i >= 0; i--)); do
-		losetup -d "${T_LOOPS[i]}" 2>/dev/null
+		local dev=${T_LOOPS[i]%%|*} back=${T_LOOPS[i]#*|} cur
+		cur=$(cat "/sys/block/${dev#/dev/}/loop/backing_file" 2>/dev/null) || continue
+		cur=${cur% (deleted)} # a test may remove its image first
+		[ -n "$back" ] && [ "$cur" = "$back" ] && losetup -d "$dev" 2>/dev/null
 	done
 	for ((i = ${#T_DIRS[@]} - 1; i >= 0; i--)); do
 		# Never remove through a mount that is still up.

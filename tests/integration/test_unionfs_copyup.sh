@@ -63,7 +63,8 @@ view() {
 
 ufs_mount() { mount_unionfs "$M" -o "lowerdir=$L:$L2,upperdir=$U,workdir=$W"; }
 ufs_umount() { T umount "$M"; }
-leftovers() { find "$W/unionfs" -mindepth 1 2>/dev/null | head -n 5; }
+# The shared whiteout (whiteout.c) lives there while mounted: not a leftover.
+leftovers() { find "$W/unionfs" -mindepth 1 ! -name whiteout 2>/dev/null | head -n 5; }
 
 # --- the lower trees -------------------------------------------------------
 make_lowers() {
@@ -331,6 +332,132 @@ for pct in 10 50 90; do
 	wait "$BIG_PID" 2>/dev/null
 done
 check_eq "the big lower file is untouched" "$big_sum" "$(sha256sum <"$BL/big" | cut -d' ' -f1)"
+
+# --- -o metacopy=on: a metadata change copies no data ------------------------
+ML=$T_TMP/mclower MU=$T_TMP/mcupper MW=$T_TMP/mcwork MM=$T_TMP/mcmnt
+mkdir -p "$ML/d" "$MU" "$MW" "$MM"
+for i in 1 2 3; do head -c 8M /dev/urandom >"$ML/d/f$i"; done
+mc_sum=$(cat "$ML"/d/f* | sha256sum)
+mc_mount() { mount_unionfs "$MM" -o "metacopy=on,lowerdir=$ML,upperdir=$MU,workdir=$MW"; }
+if check_fn "mount with metacopy=on" mc_mount; then
+	check "chmod -R of 24 MiB of lower files" chmod -R g+w "$MM/d"
+	check "setfattr on a lower file" setfattr -n user.mc -v 1 "$MM/d/f3"
+	check_eq "modes changed" "664 664 664" "$(stat -c %a "$MM"/d/f* | tr '\n' ' ' | sed 's/ $//')"
+	used=$(du -sk "$MU" | cut -f1)
+	check "the upper holds no data: ${used} KiB for 24 MiB of files" test "$used" -lt 1024
+	check_eq "the data reads the same" "$mc_sum" "$(cat "$MM"/d/f* | sha256sum)"
+	check_eq "st_blocks as the data's" "$(stat -c %b "$ML/d/f1")" "$(stat -c %b "$MM/d/f1")"
+	check_eq "marked as overlayfs marks metadata-only copies" "" \
+		"$(getfattr --absolute-names --only-values -n trusted.overlay.metacopy "$MU/d/f1" 2>&1)"
+	t_umount "$MM"
+	check_fn "the kernel's overlayfs (metacopy=on) mounts that upper" \
+		mount_overlay "$MM" "metacopy=on,redirect_dir=on,lowerdir=$ML,upperdir=$MU,workdir=$MW"
+	check_eq "and reads the same data and modes" "$mc_sum 664 664 664" \
+		"$(cat "$MM"/d/f* | sha256sum) $(stat -c %a "$MM"/d/f* | tr '\n' ' ' | sed 's/ $//')"
+	t_umount "$MM"
+	check_fn "remount unionfs with metacopy=on" mc_mount
+	check_eq "after remount the data reads the same" "$mc_sum" "$(cat "$MM"/d/f* | sha256sum)"
+	check "append to a metadata-only copy" sh -c "printf x >>'$MM/d/f1'"
+	check_eq "it gets its data, then the byte" "$(cat "$ML/d/f1" | sha256sum)" \
+		"$(head -c 8M "$MM/d/f1" | sha256sum)"
+	check_eq "and ends with it" "x" "$(tail -c 1 "$MM/d/f1")"
+	check_eq "its mode and xattr stay" "664 1" \
+		"$(stat -c %a "$MM/d/f1") $(getfattr --absolute-names --only-values -n user.mc "$MM/d/f3" 2>&1)"
+	check "the full copy is no longer marked" sh -c "! getfattr -n trusted.overlay.metacopy '$MU/d/f1' >/dev/null 2>&1"
+	t_umount "$MM"
+fi
+check_eq "metacopy: the lower files are untouched" "$mc_sum" "$(cat "$ML"/d/f* | sha256sum)"
+
+# --- a full upper: ENOSPC and EDQUOT reach the caller, nothing half-made ------
+# full_check NAME UPPERFS MNT ERRTEXT [RUNAS...]: appending to the 20 MiB lower
+# file through MNT fails with ERRTEXT; the lower file is untouched, no copy
+# and no work-dir leftover remain, and a small new file still works.
+FL=$T_TMP/fulllower
+mkdir -p "$FL"
+T sh -c "head -c 20M /dev/urandom >'$FL/big'"
+chmod 666 "$FL/big" && chown 65534:65534 "$FL/big" && chmod 777 "$FL"
+full_sum=$(sha256sum <"$FL/big")
+full_check() {
+	local name=$1 ufs=$2 mnt=$3 err=$4
+	shift 4
+	if T "$@" sh -c "printf x >>'$mnt/big'" 2>"$T_TMP/full.err"; then
+		fail "$name: the append succeeded on a full upper"
+	else
+		check "$name: the caller gets '$err' ($(tr '\n' ' ' <"$T_TMP/full.err"))" grep -q "$err" "$T_TMP/full.err"
+	fi
+	check_eq "$name: the lower file is untouched" "$full_sum" "$(sha256sum <"$FL/big")"
+	check_eq "$name: no copy in the upper" "" "$(find "$ufs/u" -name big)"
+	check_eq "$name: no leftover in the work dir" "" "$(find "$ufs/w/unionfs" -mindepth 1 2>/dev/null)"
+	check_eq "$name: the file still reads the lower data" "$full_sum" "$(T cat "$mnt/big" | sha256sum)"
+	check "$name: a small new file still works" "$@" sh -c "echo ok >'$mnt/small' && grep -q ok '$mnt/small'"
+}
+FT=$T_TMP/fulltmpfs
+mkdir -p "$FT" && t_track_mount "$FT"
+if T mount -t tmpfs -o size=8m tmpfs "$FT" && mkdir -p "$FT/u" "$FT/w" &&
+	mount_unionfs "$FT/m" -o "lowerdir=$FL,upperdir=$FT/u,workdir=$FT/w"; then
+	full_check "ENOSPC (8 MiB tmpfs upper)" "$FT" "$FT/m" "No space left"
+	t_umount "$FT/m"
+else
+	fail "ENOSPC: mount an 8 MiB tmpfs upper"
+fi
+t_umount "$FT"
+# EDQUOT: ext4 with quotas on a loop device; user 65534 may use 2 MiB.
+# quota_setup: 0 when mounted, 2 when the kernel has no quota support.
+QI=$T_TMP/quota.img QM=$T_TMP/quota
+quota_setup() {
+	local dev
+	truncate -s 128M "$QI" && T mkfs.ext4 -q -O quota -E quotatype=usrquota "$QI" || return 1
+	dev=$(T losetup -f --show "$QI") || return 1
+	t_track_loop "$dev"
+	mkdir -p "$QM" && t_track_mount "$QM" || return 1
+	# The quota feature needs CONFIG_QUOTA: without it the kernel refuses the mount.
+	T mount "$dev" "$QM" 2>/dev/null || return 2
+	mkdir -p "$QM/u" "$QM/w" && chmod 777 "$QM/u" || return 1
+	T setquota -u 65534 0 2048 0 0 "$QM" || return 1
+	mount_unionfs "$QM/m" -o "allow_other,lowerdir=$FL,upperdir=$QM/u,workdir=$QM/w"
+}
+quota_setup
+rc=$?
+if ! command -v setquota >/dev/null; then
+	fail "setquota missing (package quota): EDQUOT cannot be tested"
+elif [ "$rc" = 2 ]; then
+	echo "skip - EDQUOT: this kernel cannot mount ext4 with quotas (no CONFIG_QUOTA)"
+elif check_eq "EDQUOT: an ext4 upper with a 2 MiB quota for user 65534" 0 "$rc"; then
+	full_check "EDQUOT (user 65534 over quota)" "$QM" "$QM/m" "quota exceeded" \
+		setpriv --reuid 65534 --regid 65534 --clear-groups
+	t_umount "$QM/m"
+fi
+t_umount "$QM"
+rm -f "$QI"
+
+# --- reflink: a copy-up on xfs shares the lower file's blocks (FICLONE) -------
+# ext4 and tmpfs have no reflink: a loop-mounted xfs holds lower and upper.
+XI=$T_TMP/xfs.img XM=$T_TMP/xfs
+xfs_copyup() {
+	local dev before after
+	truncate -s 1G "$XI" && T mkfs.xfs -q -m reflink=1 "$XI" || return 1
+	dev=$(T losetup -f --show "$XI") || return 1
+	t_track_loop "$dev"
+	mkdir -p "$XM" && t_track_mount "$XM" && T mount "$dev" "$XM" || return 1
+	mkdir -p "$XM/l" "$XM/u" "$XM/w" "$XM/m"
+	T sh -c "head -c 256M /dev/urandom >'$XM/l/big'" && sync -f "$XM" || return 1
+	mount_unionfs "$XM/m" -o "lowerdir=$XM/l,upperdir=$XM/u,workdir=$XM/w" || return 1
+	before=$(df -k --output=used "$XM" | tail -n 1)
+	T sh -c "printf x >>'$XM/m/big'" && sync -f "$XM" || return 1
+	after=$(df -k --output=used "$XM" | tail -n 1)
+	echo "# xfs: copy-up of 256 MiB took $((after - before)) KiB of new space"
+	[ $((after - before)) -lt 16384 ] || return 1
+	T filefrag -v "$XM/u/big" | grep -q shared || return 1
+	[ "$(T head -c 268435456 "$XM/m/big" | sha256sum)" = "$(sha256sum <"$XM/l/big")" ] || return 1
+	t_umount "$XM/m"
+	t_umount "$XM" && T losetup -d "$dev"
+}
+if command -v mkfs.xfs >/dev/null; then
+	check_fn "copy-up on xfs is a reflink: shared extents, no new space for the data" xfs_copyup
+else
+	fail "mkfs.xfs missing (xfsprogs): the reflink copy-up cannot be tested"
+fi
+rm -f "$XI"
 
 # --- a big copy-up does not stall other requests -----------------------------
 # The lower file is dropped from the page cache first, so the copy reads the
