@@ -25,7 +25,8 @@
 #              reference column cp-reflink: cp --reflink=auto of the same
 #              file on the upper's file system, then sync -f
 #   seqwrite   dd if=/dev/zero of=MNT/new bs=1M count=M conv=fsync
-#   *_vol      create, chmod, copyup with overlay/unionfs -o volatile
+#   *_vol      create, chmod, copyup with overlay/unionfs -o volatile, and
+#              the FUSE peers as they are (they never fsync a copy-up)
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -187,7 +188,7 @@ row_def copyup_vol "volatile: copy-up of the $WMB MiB file" s lower le:3
 
 note "Each sample: a fresh empty upper and work dir on the lowers' file system ($(findmnt -n -o FSTYPE -T "$WDATA" 2>/dev/null)), a fresh mount, the timed step, an untimed check through the mount, unmount. Lowers: \`l0\` (top) and \`l1\`; \`sub/\`: $WFILES 4 KiB files in 32-file dirs, a third in l0, the rest in l1, every dir in both; \`l1/big/big.bin\`: $WMB MiB."
 note ""
-note "Mounts (read-write): \`mount -t overlay overlay -o lowerdir=l0:l1,upperdir=U,workdir=W\`, \`$BUILD/unionfs -o lowerdir=l0:l1,upperdir=U,workdir=W\`, \`fuse-overlayfs -o lowerdir=l0:l1,upperdir=U,workdir=W\`, \`/usr/bin/unionfs -o cow U=RW:l0=RO:l1=RO\` (unionfs-fuse). Volatile rows: overlay and unionfs with \`,volatile\` added."
+note "Mounts (read-write): \`mount -t overlay overlay -o lowerdir=l0:l1,upperdir=U,workdir=W\`, \`$BUILD/unionfs -o lowerdir=l0:l1,upperdir=U,workdir=W\`, \`fuse-overlayfs -o lowerdir=l0:l1,upperdir=U,workdir=W\`, \`/usr/bin/unionfs -o cow U=RW:l0=RO:l1=RO\` (unionfs-fuse). Volatile rows: overlay and unionfs with \`,volatile\` added; fuse-overlayfs and unionfs-fuse as they are, since they never fsync a copy-up (strace of fuse-overlayfs during chmod -R shows no fsync): the same durability."
 note ""
 note "Durability: every timed step (but the volatile rows) ends with \`sync -f MNT; sync -f UPPER\`: the upper is on disk at the end for every tool alike (a FUSE mount's syncfs does not reach its daemon). Volatile rows end with \`sync -f MNT\` only. Before each step the scratch file system is synced (untimed); the lowers are on the root file system, shared with other work on the machine, so the syncs also flush whatever else is dirty there: see the raw samples for the spread."
 note ""
@@ -260,7 +261,11 @@ declare -A UPPER_SEEN=()
 # one ROW TOOL REP: one sample
 one() {
 	local row=$1 tool=$2 rep=$3 extra="" durable=1 rc=0 what bad
-	case $row in *_vol) extra=volatile durable=0 ;; esac
+	# Volatile rows: overlay and unionfs with -o volatile; the FUSE peers as they
+	# are, for they never fsync a copy-up (no fsync in strace of fuse-overlayfs
+	# during chmod -R): the same durability.
+	case $row in *_vol) durable=0 ;; esac
+	case $row:$tool in *_vol:overlay | *_vol:unionfs) extra=volatile ;; esac
 	if [ "$tool" = cp-reflink ]; then
 		rm -rf --one-file-system "$SCRATCH/cp" && mkdir -p "$SCRATCH/cp"
 		prep "$row"
@@ -273,7 +278,7 @@ one() {
 		rm -rf --one-file-system "$SCRATCH/cp"
 		return
 	fi
-	if [ -z "${AVAIL[$tool]:-}" ] || { [ -n "$extra" ] && [ "$tool" != overlay ] && [ "$tool" != unionfs ]; }; then
+	if [ -z "${AVAIL[$tool]:-}" ]; then
 		sample "$row" "$tool" "$rep" n/a
 		return
 	fi

@@ -90,10 +90,20 @@ static bool defer(fuse_req_t req, struct deferred *d, bool copies_ok)
 	return true;
 }
 
-/* Whether a change to node may copy a regular file's data up first. */
+/*
+ * Whether a change to node may first copy a regular file's data up, waiting
+ * for the disk (fsync) or copying much. Without fsync (volatile) a small
+ * copy costs less than handing the request to a worker, which on an idle
+ * CPU must first be woken.
+ */
+#define SLOW_COPY_SIZE (1 << 20)
 static bool may_copy_data(struct unionfs *fs, struct node *node)
 {
-	return S_ISREG(node->type) && !copyup_done(fs, node) && !fs->read_only;
+	const struct layer_set *set = node_layers(node);
+
+	if (!S_ISREG(node->type) || fs->read_only || (copyup_done(fs, node) && !set->metacopy))
+		return false;
+	return !fs->volatile_mode || !set->name || set->size >= SLOW_COPY_SIZE;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
