@@ -12,6 +12,7 @@ T_MOUNTS=()   # mount points to unmount, newest last
 T_LOOPS=()    # loop devices to detach
 T_PIDS=()     # processes to kill
 T_DIRS=()     # scratch dirs to remove
+T_FILES=()    # files a test installed outside its scratch dir
 
 t_begin() {
 	T_TMP=$(mktemp -d /tmp/ut.XXXXXX)
@@ -84,6 +85,7 @@ t_track_loop() {
 	T_LOOPS+=("$1|$back")
 }
 t_track_pid() { T_PIDS+=("$1"); }
+t_track_file() { T_FILES+=("$1"); }
 
 is_mounted() { mountpoint -q "$1" 2>/dev/null; }
 
@@ -139,6 +141,9 @@ t_cleanup() {
 		cur=$(cat "/sys/block/${dev#/dev/}/loop/backing_file" 2>/dev/null) || continue
 		cur=${cur% (deleted)} # a test may remove its image first
 		[ -n "$back" ] && [ "$cur" = "$back" ] && losetup -d "$dev" 2>/dev/null
+	done
+	for ((i = ${#T_FILES[@]} - 1; i >= 0; i--)); do
+		rm -f "${T_FILES[i]}"
 	done
 	for ((i = ${#T_DIRS[@]} - 1; i >= 0; i--)); do
 		# Never remove through a mount that is still up.

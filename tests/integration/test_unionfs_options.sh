@@ -232,6 +232,12 @@ if check_fn "fstab line (mount -T FSTAB MNT)" mount_fstab; then
 	check_fn "fstab: nodev from the fstab options" has_opt "$M" nodev
 fi
 umount_check "fstab" "$M"
+# mount(8) runs mount.fuse3 with a fixed PATH, where /usr/local/bin comes
+# first: without an installed unionfs there, this build is put there for the
+# test and removed afterwards.
+if [ ! -e /usr/local/bin/unionfs ] && install -m 755 "$UNIONFS" /usr/local/bin/unionfs; then
+	t_track_file /usr/local/bin/unionfs
+fi
 if [ -x /usr/local/bin/unionfs ] &&
 	/usr/local/bin/unionfs --version 2>/dev/null | grep -q 'unionfs (union-tools)'; then
 	mount_fuse_unionfs() {
