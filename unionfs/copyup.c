@@ -297,40 +297,35 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data, bo
 	return 0;
 }
 
-int copyup(struct unionfs *fs, struct node *node, bool with_data)
+/* Copies node up unless done says it is (meta_only: done when the metadata is up). */
+static int copy_unless_done(struct unionfs *fs, struct node *node, bool with_data, bool meta_only)
 {
-	int r = 0;
+	bool (*done)(const struct unionfs *, const struct node *) =
+	    meta_only ? copyup_done : data_done;
+	int r;
 
 	if (fs->read_only)
 		return -EROFS;
-	if (data_done(fs, node))
+	if (done(fs, node))
 		return 0;
 	r = copyup(fs, node->parent, true);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&node->copyup_lock);
-	if (!data_done(fs, node))
-		r = copy_object(fs, node, with_data, false);
+	if (!done(fs, node))
+		r = copy_object(fs, node, with_data, meta_only);
 	pthread_mutex_unlock(&node->copyup_lock);
 	return r;
 }
 
+int copyup(struct unionfs *fs, struct node *node, bool with_data)
+{
+	return copy_unless_done(fs, node, with_data, false);
+}
+
 int copyup_meta(struct unionfs *fs, struct node *node)
 {
-	int r = 0;
-
 	if (!fs->metacopy || !S_ISREG(node->type))
 		return copyup(fs, node, true);
-	if (fs->read_only)
-		return -EROFS;
-	if (copyup_done(fs, node))
-		return 0;
-	r = copyup(fs, node->parent, true);
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&node->copyup_lock);
-	if (!copyup_done(fs, node))
-		r = copy_object(fs, node, true, true);
-	pthread_mutex_unlock(&node->copyup_lock);
-	return r;
+	return copy_unless_done(fs, node, true, true);
 }
