@@ -46,21 +46,26 @@ struct deferred {
 	struct fuse_file_info fi, fi2;
 	bool has_fi;
 	struct stat attr;
-	int a, b;
+	int a; /* flags, mode, datasync: what the request has */
 	off_t off, off2;
 	size_t size;
 	char *name, *name2, *value; /* owned copies */
 };
+
+static void deferred_free(struct deferred *d)
+{
+	free(d->name);
+	free(d->name2);
+	free(d->value);
+	free(d);
+}
 
 static void run_deferred(struct job *job)
 {
 	struct deferred *d = (struct deferred *)job;
 
 	d->replay(d);
-	free(d->name);
-	free(d->name2);
-	free(d->value);
-	free(d);
+	deferred_free(d);
 }
 
 /* A job for req; NULL (the caller then answers at once) when memory is short. */
@@ -79,11 +84,7 @@ static struct deferred *deferred_new(fuse_req_t req, fuse_ino_t ino,
 static bool defer(fuse_req_t req, struct deferred *d, bool copies_ok)
 {
 	if (!copies_ok) {
-		d->replay = NULL;
-		free(d->name);
-		free(d->name2);
-		free(d->value);
-		free(d);
+		deferred_free(d);
 		return false;
 	}
 	lane_submit(&fs_of(req)->lane, &d->job);
