@@ -90,5 +90,6 @@ bool nlink_tracked(const struct unionfs *fs, const struct node *node)
 		return false;
 	if (layers->v[0].branch != 0 || layers->unnamed)
 		return st.st_nlink > 1 || layers->unnamed;
-	return st.st_nlink >= 2 && read_delta(fs, layers->v[0].fd, &d) == 0;
+	/* An index copy whose upper names are all gone has one link: the index's. */
+	return (st.st_nlink >= 2 || layers->indexed) && read_delta(fs, layers->v[0].fd, &d) == 0;
 }
