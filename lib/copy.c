@@ -20,12 +20,9 @@
 #include <unistd.h>
 
 #define COPY_BUFFER_SIZE (1u << 20)
+#define COPY_SMALL_FILE (64 << 10)
 /* copy_file_range takes a size_t but the kernel caps one call near 2 GiB anyway. */
 #define COPY_CHUNK_MAX (1u << 30)
-
-#ifndef SYS_fchmodat2
-#define SYS_fchmodat2 452
-#endif
 
 struct copy_state {
 	int src_fd;
@@ -147,32 +144,63 @@ static int next_extent(int fd, off_t off, off_t size, off_t *data, off_t *hole)
 	return 1;
 }
 
-static int copy_extents(struct copy_state *s, off_t size)
+/* Copies [off, off + len): 1 when the source ended early (it shrank under us; dst ends there too). */
+static int copy_data_range(struct copy_state *s, off_t off, off_t len)
+{
+	int64_t n = copy_range(s, off, (uint64_t)len);
+	int r;
+
+	if (n < 0)
+		return (int)n;
+	if (n == len)
+		return 0;
+	r = RET_NERRNO(ftruncate(s->dst_fd, off + n));
+	return r < 0 ? r : 1;
+}
+
+/* Copies the data extents of src, so that holes stay holes. */
+static int copy_sparse(struct copy_state *s, off_t size)
 {
 	off_t off = 0, data = 0, hole = 0;
 	int r = 0;
 
 	while (off < size && (r = next_extent(s->src_fd, off, size, &data, &hole)) > 0) {
-		int64_t n = copy_range(s, data, (uint64_t)(hole - data));
-
-		if (n < 0)
-			return (int)n;
-		if (n < hole - data) /* the source shrank under us */
-			return RET_NERRNO(ftruncate(s->dst_fd, data + n));
+		r = copy_data_range(s, data, hole - data);
+		if (r != 0)
+			return r < 0 ? r : 0;
 		off = hole;
 	}
 	if (off < size && r < 0)
 		return r;
 	/* Extends dst over a trailing hole, which writing data alone would not do. */
-	return RET_NERRNO(ftruncate(s->dst_fd, size));
+	return hole == size ? 0 : RET_NERRNO(ftruncate(s->dst_fd, size));
+}
+
+static int copy_extents(struct copy_state *s, off_t size)
+{
+	off_t pos;
+	int r;
+
+	/* A hole in a small file is not worth four lseeks a copy: it is copied as zeros. */
+	if (size <= COPY_SMALL_FILE) {
+		r = copy_data_range(s, 0, size);
+		return r < 0 ? r : 0;
+	}
+	/* SEEK_DATA/SEEK_HOLE move src's offset, which belongs to the caller. */
+	pos = lseek(s->src_fd, 0, SEEK_CUR);
+	if (pos < 0)
+		return -errno;
+	r = copy_sparse(s, size);
+	if (lseek(s->src_fd, pos, SEEK_SET) < 0 && r == 0)
+		r = -errno;
+	return r;
 }
 
 static int copy_data_common(int src_fd, int dst_fd, bool reflink, bool use_cfr)
 {
 	struct copy_state s = {.src_fd = src_fd, .dst_fd = dst_fd, .use_cfr = use_cfr};
 	struct stat st;
-	off_t src_pos;
-	int r, r_seek;
+	int r;
 
 	if (fstat(src_fd, &st) < 0)
 		return -errno;
@@ -183,14 +211,9 @@ static int copy_data_common(int src_fd, int dst_fd, bool reflink, bool use_cfr)
 		if (r == 0 || !is_unsupported(r))
 			return r;
 	}
-	/* SEEK_DATA/SEEK_HOLE move src's offset, which belongs to the caller. */
-	src_pos = lseek(src_fd, 0, SEEK_CUR);
-	if (src_pos < 0)
-		return -errno;
 	r = copy_extents(&s, st.st_size);
 	free(s.buf);
-	r_seek = lseek(src_fd, src_pos, SEEK_SET) < 0 ? -errno : 0;
-	return r < 0 ? r : r_seek;
+	return r;
 }
 
 int copy_data(int src_fd, int dst_fd)
@@ -202,25 +225,6 @@ int copy_data(int src_fd, int dst_fd)
 int copy_data_no_reflink(int src_fd, int dst_fd)
 {
 	return copy_data_common(src_fd, dst_fd, false, false);
-}
-
-static int copy_mode(int dst_fd, mode_t mode)
-{
-	char proc[PATH_FD_PROC_SIZE];
-	int r = RET_NERRNO((int)syscall(SYS_fchmodat2, dst_fd, "", mode, AT_EMPTY_PATH));
-
-	/*
-	 * fchmodat2 is Linux 6.6+; before it (or under a seccomp filter saying EPERM
-	 * for unknown calls), O_PATH fds need the /proc magic link.
-	 */
-	if (r != -ENOSYS && r != -EPERM)
-		return r;
-	r = path_fd_is_opath(dst_fd);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return RET_NERRNO(fchmod(dst_fd, mode));
-	return RET_NERRNO(chmod(path_fd_proc(dst_fd, proc, sizeof(proc)), mode));
 }
 
 static int copy_times(int dst_fd, const struct stat *st)
@@ -254,7 +258,7 @@ int copy_metadata_skip(int src_fd, int dst_fd, const struct stat *st, unsigned f
 			return r;
 	}
 	if ((flags & COPY_META_MODE) && !S_ISLNK(st->st_mode)) {
-		r = copy_mode(dst_fd, st->st_mode & 07777);
+		r = path_fd_chmod(dst_fd, st->st_mode & 07777);
 		if (r < 0)
 			return r;
 	}

@@ -17,6 +17,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
 /* openat2() returns EAGAIN when a concurrent rename may have moved us; retry a few times. */
 #define OPENAT2_RETRIES 32
 
@@ -43,6 +47,25 @@ bool path_is_component(const char *name)
 {
 	return name && name[0] && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
 	       !strchr(name, '/');
+}
+
+int path_fd_chmod(int fd, mode_t mode)
+{
+	char proc[PATH_FD_PROC_SIZE];
+	int r = RET_NERRNO((int)syscall(SYS_fchmodat2, fd, "", mode, AT_EMPTY_PATH));
+
+	/*
+	 * fchmodat2 is Linux 6.6+; before it (or under a seccomp filter saying EPERM
+	 * for unknown calls), O_PATH fds need the /proc magic link.
+	 */
+	if (r != -ENOSYS && r != -EPERM)
+		return r;
+	r = path_fd_is_opath(fd);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return RET_NERRNO(fchmod(fd, mode));
+	return RET_NERRNO(chmod(path_fd_proc(fd, proc, sizeof(proc)), mode));
 }
 
 int path_fd_is_opath(int fd)

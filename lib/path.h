@@ -39,5 +39,8 @@ char *path_join(const char *a, const char *b);
 #define PATH_FD_PROC_SIZE 32
 char *path_fd_proc(int fd, char *buf, size_t size);
 
+/* chmod of fd's file, also for an O_PATH fd (fchmodat2, or /proc/self/fd before Linux 6.6). */
+int path_fd_chmod(int fd, mode_t mode);
+
 /* 1 when fd was opened with O_PATH (so f*() calls refuse it), 0 when not, or -errno. */
 int path_fd_is_opath(int fd);

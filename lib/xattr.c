@@ -14,87 +14,93 @@
 #include "lib/macro.h"
 #include "lib/path.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
 
-/* Fills proc with the /proc path when fd is O_PATH: 1 if so, 0 if fd is ordinary, -errno. */
-static int opath_proc(int fd, char proc[static PATH_FD_PROC_SIZE])
-{
-	int r = path_fd_is_opath(fd);
+#define XATTR_FIRST_GUESS 256
 
-	if (r > 0)
-		path_fd_proc(fd, proc, PATH_FD_PROC_SIZE);
-	return r;
+/*
+ * An O_PATH fd fails the f*xattr() calls at once with EBADF: then the call goes by
+ * /proc/self/fd/N. Cheaper than asking fcntl() about every fd first.
+ */
+static bool retry_via_proc(int fd, ssize_t r, char proc[static PATH_FD_PROC_SIZE])
+{
+	if (r >= 0 || errno != EBADF || path_fd_is_opath(fd) <= 0)
+		return false; /* a bad fd: fcntl() said EBADF again */
+	path_fd_proc(fd, proc, PATH_FD_PROC_SIZE);
+	return true;
 }
 
 ssize_t xattr_get_fd(int fd, const char *name, void *value, size_t size)
 {
 	char proc[PATH_FD_PROC_SIZE];
-	int r = opath_proc(fd, proc);
+	ssize_t r = fgetxattr(fd, name, value, size);
 
-	if (r < 0)
-		return r;
-	if (r)
-		return RET_NERRNO(getxattr(proc, name, value, size));
-	return RET_NERRNO(fgetxattr(fd, name, value, size));
+	if (retry_via_proc(fd, r, proc))
+		r = getxattr(proc, name, value, size);
+	return r < 0 ? -errno : r;
 }
 
 int xattr_set_fd(int fd, const char *name, const void *value, size_t size, int flags)
 {
 	char proc[PATH_FD_PROC_SIZE];
-	int r = opath_proc(fd, proc);
+	int r = fsetxattr(fd, name, value, size, flags);
 
-	if (r < 0)
-		return r;
-	if (r)
-		return RET_NERRNO(setxattr(proc, name, value, size, flags));
-	return RET_NERRNO(fsetxattr(fd, name, value, size, flags));
+	if (retry_via_proc(fd, r, proc))
+		r = setxattr(proc, name, value, size, flags);
+	return r < 0 ? -errno : r;
 }
 
 int xattr_remove_fd(int fd, const char *name)
 {
 	char proc[PATH_FD_PROC_SIZE];
-	int r = opath_proc(fd, proc);
+	int r = fremovexattr(fd, name);
 
-	if (r < 0)
-		return r;
-	if (r)
-		return RET_NERRNO(removexattr(proc, name));
-	return RET_NERRNO(fremovexattr(fd, name));
+	if (retry_via_proc(fd, r, proc))
+		r = removexattr(proc, name);
+	return r < 0 ? -errno : r;
 }
 
 ssize_t xattr_list_fd(int fd, char *list, size_t size)
 {
 	char proc[PATH_FD_PROC_SIZE];
-	int r = opath_proc(fd, proc);
+	ssize_t r = flistxattr(fd, list, size);
 
-	if (r < 0)
-		return r;
-	if (r)
-		return RET_NERRNO(listxattr(proc, list, size));
-	return RET_NERRNO(flistxattr(fd, list, size));
+	if (retry_via_proc(fd, r, proc))
+		r = listxattr(proc, list, size);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t fetch(int fd, const char *name, char *buf, size_t size)
+{
+	return name ? xattr_get_fd(fd, name, buf, size) : xattr_list_fd(fd, buf, size);
 }
 
 /*
- * Asks for the size, allocates, fetches; the value may grow in between
- * (ERANGE), so that is retried a few times.
+ * Fetches into a first guess of a buffer, which most lists and values fit (one call); when
+ * it is too small (ERANGE), asks for the size and tries again, a few times, for the value may
+ * grow in between.
  */
 static ssize_t fetch_alloc(int fd, const char *name, char **out)
 {
+	size_t size = XATTR_FIRST_GUESS;
+
 	for (int attempt = 0; attempt < 8; attempt++) {
-		ssize_t size = name ? xattr_get_fd(fd, name, NULL, 0) : xattr_list_fd(fd, NULL, 0);
-		_cleanup_free_ char *buf = NULL;
+		_cleanup_free_ char *buf = malloc(size + 1);
 		ssize_t n;
 
-		if (size < 0)
-			return size;
-		buf = malloc((size_t)size + 1);
 		if (!buf)
 			return -ENOMEM;
-		n = name ? xattr_get_fd(fd, name, buf, (size_t)size)
-			 : xattr_list_fd(fd, buf, (size_t)size);
-		if (n == -ERANGE)
+		n = fetch(fd, name, buf, size);
+		if (n == -ERANGE) {
+			n = fetch(fd, name, NULL, 0);
+			if (n < 0)
+				return n;
+			size = n > 0 ? (size_t)n : 1; /* size 0 would ask for the size again */
 			continue;
+		}
 		if (n < 0)
 			return n;
 		buf[n] = '\0';

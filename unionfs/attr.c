@@ -116,7 +116,6 @@ int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr,
 		 int write_fd, struct stat *out)
 {
 	bool data = !((to_set & ATTR_SET_SIZE) && attr->st_size == 0);
-	char proc[32];
 	int fd, r;
 
 	/*
@@ -135,7 +134,7 @@ int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr,
 		r = RET_NERRNO(fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 	}
 	if (r == 0 && (to_set & ATTR_SET_MODE))
-		r = RET_NERRNO(chmod(path_fd_proc(fd, proc, sizeof(proc)), attr->st_mode & 07777));
+		r = path_fd_chmod(fd, attr->st_mode & 07777);
 	if (r == 0 && (to_set & ATTR_SET_SIZE))
 		r = set_size(fd, attr->st_size, write_fd);
 	if (r == 0 &&

@@ -1,10 +1,10 @@
 /*
  * Copy-up. Each node has a copyup_lock held for the whole copy, so two
  * writers of one file copy it once and a rename waits for it; other nodes
- * and all reads go on meanwhile. The new object is built under a temporary
- * name in the work dir and renamed into place only when complete, so a
- * crash at any moment leaves either the lower object showing or the whole
- * copy, never a partial one.
+ * and all reads go on meanwhile. The new object is built in the work dir,
+ * unnamed (O_TMPFILE) or under a temporary name, and linked or renamed into
+ * place only when complete, so a crash at any moment leaves either the lower
+ * object showing or the whole copy, never a partial one.
  */
 #include "unionfs/copyup.h"
 
@@ -81,47 +81,50 @@ static bool skip_internal_xattr(const char *name)
 	return unionfs_xattr_is_internal(name);
 }
 
-/* Creates the copy's first form at work_fd/tmp; returns an fd on it. */
-static int create_copy(int src_fd, const struct stat *st, int work_fd, const char *tmp,
-		       bool with_data)
+/*
+ * Creates the copy's first form in the work dir, named tmp (a regular file may get no name:
+ * tmp is "" then); returns an fd on it. src_fd: open for reading if a regular file's data
+ * is to be copied, else any fd (O_PATH) on the object.
+ */
+static int create_copy(struct unionfs *fs, int src_fd, const struct stat *st, char *tmp,
+		       size_t tmp_size, bool with_data)
 {
-	char proc[32], target[PATH_MAX];
-	_cleanup_close_ int src = -EBADF;
+	char target[PATH_MAX];
 	int dst, r;
 	ssize_t n;
 
-	switch (st->st_mode & S_IFMT) {
-	case S_IFREG:
-		dst = RET_NERRNO(openat(work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+	if (S_ISREG(st->st_mode)) {
+		dst = workdir_temp_file(fs, tmp, tmp_size);
 		if (dst < 0 || !with_data)
 			return dst;
-		src = RET_NERRNO(
-		    open(path_fd_proc(src_fd, proc, sizeof(proc)), O_RDONLY | O_CLOEXEC));
-		r = src < 0 ? src : copy_data(src, dst);
+		r = copy_data(src_fd, dst);
 		if (r < 0) {
 			close(dst);
 			return r;
 		}
 		return dst;
+	}
+	workdir_temp_name(fs, tmp, tmp_size);
+	switch (st->st_mode & S_IFMT) {
 	case S_IFDIR:
-		if (mkdirat(work_fd, tmp, 0700) < 0)
+		if (mkdirat(fs->work_fd, tmp, 0700) < 0)
 			return -errno;
 		return RET_NERRNO(
-		    openat(work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+		    openat(fs->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	case S_IFLNK:
 		n = readlinkat(src_fd, "", target, sizeof(target) - 1);
 		if (n < 0)
 			return -errno;
 		target[n] = '\0';
-		if (symlinkat(target, work_fd, tmp) < 0)
+		if (symlinkat(target, fs->work_fd, tmp) < 0)
 			return -errno;
 		break;
 	default:
-		if (mknodat(work_fd, tmp, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
+		if (mknodat(fs->work_fd, tmp, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
 			return -errno;
 		break;
 	}
-	return RET_NERRNO(openat(work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+	return RET_NERRNO(openat(fs->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC));
 }
 
 static int finish_copy(struct unionfs *fs, struct node *node, int src_fd, const struct stat *st,
@@ -195,28 +198,63 @@ static int keepable_fd(int dst, mode_t type)
 	return RET_NERRNO(open(path_fd_proc(dst, proc, sizeof(proc)), O_PATH | O_CLOEXEC));
 }
 
-/* Puts the copy in place; a copy-up is not a change of its parent, so its times stay (as
- * overlayfs). */
-static int rename_keeping_parent_times(int work_fd, const char *tmp, int parent_fd,
-				       const char *name, bool replace)
+/* Gives the copy dst (named tmp in the work dir, or unnamed: tmp "") the name dirfd/name. */
+static int link_copy(struct unionfs *fs, int dst, const char *tmp, int dirfd, const char *name)
+{
+	char proc[PATH_FD_PROC_SIZE];
+
+	if (tmp[0])
+		return RET_NERRNO(linkat(fs->work_fd, tmp, dirfd, name, 0));
+	return RET_NERRNO(linkat(AT_FDCWD, path_fd_proc(dst, proc, sizeof(proc)), dirfd, name,
+				 AT_SYMLINK_FOLLOW));
+}
+
+/*
+ * Puts the copy in place, replacing what is there if replace; a copy-up is not a change of its
+ * parent, so its times stay (as overlayfs).
+ */
+static int place_copy(struct unionfs *fs, int dst, char *tmp, size_t tmp_size, int parent_fd,
+		      const char *name, bool replace)
 {
 	struct stat parent;
 	struct timespec times[2];
+	int r;
 
 	if (fstat(parent_fd, &parent) < 0)
 		return -errno;
-	if (renameat2(work_fd, tmp, parent_fd, name, replace ? 0 : RENAME_NOREPLACE) < 0)
-		return -errno;
+	if (!tmp[0] && replace) {
+		/* linkat(2) never replaces: the copy gets a name to rename. */
+		workdir_temp_name(fs, tmp, tmp_size);
+		r = link_copy(fs, dst, "", fs->work_fd, tmp);
+		if (r < 0) {
+			tmp[0] = '\0';
+			return r;
+		}
+	}
+	if (tmp[0])
+		r = RET_NERRNO(renameat2(fs->work_fd, tmp, parent_fd, name,
+					 replace ? 0 : RENAME_NOREPLACE));
+	else
+		r = link_copy(fs, dst, tmp, parent_fd, name);
+	if (r < 0)
+		return r;
 	times[0] = parent.st_atim;
 	times[1] = parent.st_mtim;
 	return RET_NERRNO(futimens(parent_fd, times));
 }
 
-/* A metadata-only copy: a sparse file of the same size, marked as overlayfs marks it. */
-static int create_meta_copy(struct unionfs *fs, const struct stat *st, const char *tmp)
+/* Removes what is left of a copy that failed: an unnamed one goes with its fd. */
+static void remove_temp(struct unionfs *fs, const char *tmp)
 {
-	int dst = RET_NERRNO(
-	    openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+	if (tmp[0])
+		path_remove_tree(fs->work_fd, tmp);
+}
+
+/* A metadata-only copy: a sparse file of the same size, marked as overlayfs marks it. */
+static int create_meta_copy(struct unionfs *fs, const struct stat *st, char *tmp,
+			    size_t tmp_size)
+{
+	int dst = workdir_temp_file(fs, tmp, tmp_size);
 	int r;
 
 	if (dst < 0)
@@ -232,6 +270,26 @@ static int create_meta_copy(struct unionfs *fs, const struct stat *st, const cha
 }
 
 /*
+ * The object to copy, open for reading where it is a regular file with its data here: one
+ * fd then serves the data and the metadata. *readable says which it is.
+ */
+static int open_source(struct node *node, bool *readable)
+{
+	int fd;
+
+	*readable = false;
+	if (S_ISREG(node->type) && !node_layers(node)->metacopy) {
+		fd = node_open(node, O_RDONLY);
+		/* Not readable by us (a daemon without root): the metadata can still be copied. */
+		if (fd != -EACCES && fd != -EPERM) {
+			*readable = fd >= 0;
+			return fd;
+		}
+	}
+	return node_open(node, O_PATH);
+}
+
+/*
  * Copies node up: its data too unless meta_only. src_fd is the object whose
  * metadata the copy takes (the upper one of a metadata-only copy), data_fd
  * the one whose data it takes.
@@ -240,9 +298,10 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data, bo
 {
 	const struct layer_set *old = node_layers(node);
 	int parent_fd = node_layers(node->parent)->v[0].fd;
-	_cleanup_close_ int src_fd = node_open(node, O_PATH), dst = -EBADF, data_fd = -EBADF;
+	bool readable;
+	_cleanup_close_ int src_fd = open_source(node, &readable), dst = -EBADF, data_fd = -EBADF;
 	int keep = -EBADF, r;
-	char tmp[64];
+	char tmp[64] = "";
 	struct stat st;
 
 	if (src_fd < 0)
@@ -259,16 +318,17 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data, bo
 	/* Only a file reached by name in its lower dir can leave its data there. */
 	if (!old->name || old->v[0].fd >= 0)
 		meta_only = false;
-	data_fd = old->metacopy ? node_open(node, O_RDONLY)
-				: RET_NERRNO(fcntl(src_fd, F_DUPFD_CLOEXEC, 3));
-	if (data_fd < 0)
-		return data_fd;
-	workdir_temp_name(fs, tmp, sizeof(tmp));
-	dst = meta_only ? create_meta_copy(fs, &st, tmp)
-			: create_copy(data_fd, &st, fs->work_fd, tmp, with_data);
+	if (S_ISREG(st.st_mode) && with_data && !meta_only && (old->metacopy || !readable)) {
+		data_fd = node_open(node, O_RDONLY);
+		if (data_fd < 0)
+			return data_fd;
+	}
+	dst = meta_only ? create_meta_copy(fs, &st, tmp, sizeof(tmp))
+			: create_copy(fs, data_fd >= 0 ? data_fd : src_fd, &st, tmp, sizeof(tmp),
+				      with_data);
 	if (dst < 0) {
 		/* A half-made copy (ENOSPC, say) must not keep the space it took. */
-		path_remove_tree(fs->work_fd, tmp);
+		remove_temp(fs, tmp);
 		return dst;
 	}
 	r = finish_copy(fs, node, src_fd, &st, dst);
@@ -277,13 +337,12 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data, bo
 		copyup_index_name(node->ino, index_name, sizeof(index_name));
 		r = nlink_init_index(fs, dst, st.st_nlink);
 		if (r == 0)
-			r = RET_NERRNO(linkat(fs->work_fd, tmp, fs->index_fd, index_name, 0));
+			r = link_copy(fs, dst, tmp, fs->index_fd, index_name);
 	}
 	if (r == 0)
-		r = rename_keeping_parent_times(fs->work_fd, tmp, parent_fd, node->name,
-						old->metacopy);
+		r = place_copy(fs, dst, tmp, sizeof(tmp), parent_fd, node->name, old->metacopy);
 	if (r < 0) {
-		path_remove_tree(fs->work_fd, tmp);
+		remove_temp(fs, tmp);
 		return r;
 	}
 	keep = keepable_fd(dst, st.st_mode);

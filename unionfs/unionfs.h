@@ -29,6 +29,7 @@ struct unionfs {
 	int work_fd;	 /* our work dir, -EBADF on read-only mounts */
 	pthread_mutex_t rename_lock; /* renames one at a time: they read and change paths */
 	unsigned long work_counter;
+	bool no_tmpfile; /* the work dir's file system refused O_TMPFILE once */
 	struct passthrough pt;
 	struct lane lane; /* requests that may take long */
 };

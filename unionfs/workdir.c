@@ -56,3 +56,24 @@ void workdir_temp_name(struct unionfs *fs, char *buf, size_t size)
 
 	snprintf(buf, size, "#%lx.%x", n, (unsigned)getpid());
 }
+
+/* An unnamed file leaves nothing behind after a crash, and its copy-up writes one directory
+ * entry (the final link) instead of three (create, rename out, rename in). */
+int workdir_temp_file(struct unionfs *fs, char *buf, size_t size)
+{
+	int fd;
+
+	if (!__atomic_load_n(&fs->no_tmpfile, __ATOMIC_RELAXED)) {
+		fd = openat(fs->work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			buf[0] = '\0';
+			return fd;
+		}
+		/* EISDIR: a kernel without O_TMPFILE takes it for O_DIRECTORY. */
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return -errno;
+		__atomic_store_n(&fs->no_tmpfile, true, __ATOMIC_RELAXED);
+	}
+	workdir_temp_name(fs, buf, size);
+	return RET_NERRNO(openat(fs->work_fd, buf, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+}

@@ -22,3 +22,10 @@ int workdir_setup(struct unionfs *fs, const char *workdir);
 
 /* A fresh temporary name inside the work dir. */
 void workdir_temp_name(struct unionfs *fs, char *buf, size_t size);
+
+/*
+ * A new, empty regular file (mode 0600) in the work dir, open read-write:
+ * unnamed (O_TMPFILE, and buf gets "") where the file system allows it, else
+ * under a fresh temporary name, put in buf. Returns the fd or -errno.
+ */
+int workdir_temp_file(struct unionfs *fs, char *buf, size_t size);

@@ -331,6 +331,7 @@ for pct in 10 50 90; do
 	wait "$BIG_PID" 2>/dev/null
 	timeout 20 umount -l "$BM" 2>/dev/null || timeout 20 fusermount3 -u -z "$BM" 2>/dev/null
 	timeout 20 sh -c "while kill -0 $writer 2>/dev/null; do sleep 0.1; done"
+	# 0 where the copy is an unnamed O_TMPFILE file: the kernel freed it with the daemon.
 	echo "# kill -9 at ${delay}s: work-dir entries before the remount: $(find "$BW/unionfs" -mindepth 1 2>/dev/null | wc -l)"
 	if ! big_mount_fg; then
 		fail "kill -9 at ${delay}s: remount"
@@ -499,7 +500,10 @@ if big_mount_fg; then
 	python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$BL/big"
 	(printf x >>"$BM/big") 2>/dev/null &
 	writer=$!
+	# The copy has begun once the daemon holds a file in the work dir (an unnamed
+	# O_TMPFILE one shows only among its fds) or one is named there.
 	for i in $(seq 100); do
+		[ -n "$(find "/proc/$BIG_PID/fd" -lname "$BW/unionfs/*" 2>/dev/null | head -n 1)" ] && break
 		[ -n "$(find "$BW/unionfs" -mindepth 1 2>/dev/null | head -n 1)" ] && break
 		sleep 0.01
 	done
