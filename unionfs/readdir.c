@@ -103,26 +103,15 @@ static int add_entry(struct builder *b, const char *name, uint64_t hash, uint64_
 	return 0;
 }
 
-static int add_lower_dir(struct dir_entry *e, uint16_t pos)
-{
-	uint16_t *lower = realloc(e->lower, (e->nlower + 1) * sizeof(*lower));
-
-	if (!lower)
-		return -ENOMEM;
-	lower[e->nlower++] = pos;
-	e->lower = lower;
-	return 0;
-}
-
 /* A name found in a lower layer than an existing entry: merge or stop merging. */
-static int merge_below(struct dir_entry *e, uint16_t pos, uint8_t d_type, bool whiteout)
+static void merge_below(struct dir_entry *e, uint8_t d_type, bool whiteout)
 {
 	if (e->whiteout || e->sealed)
-		return 0;
+		return;
 	if (!whiteout && e->d_type == DT_DIR && d_type == DT_DIR)
-		return add_lower_dir(e, pos);
-	e->sealed = true;
-	return 0;
+		e->nlower++;
+	else
+		e->sealed = true;
 }
 
 static int add_name(struct builder *b, int dirfd, const char *name, uint8_t d_type, uint64_t ino,
@@ -147,8 +136,10 @@ static int add_name(struct builder *b, int dirfd, const char *name, uint8_t d_ty
 	}
 	hash = name_hash(name);
 	e = find_entry(b->l, name, hash);
-	if (e)
-		return merge_below(e, pos, d_type, whiteout);
+	if (e) {
+		merge_below(e, d_type, whiteout);
+		return 0;
+	}
 	return add_entry(b, name, hash, branch_pack_ino(branch, ino), pos, d_type, whiteout);
 }
 
@@ -228,10 +219,8 @@ void dir_listing_unref(struct dir_listing *l)
 {
 	if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
-	for (size_t i = 0; i < l->count; i++) {
+	for (size_t i = 0; i < l->count; i++)
 		free(l->entries[i].name);
-		free(l->entries[i].lower);
-	}
 	free(l->entries);
 	free(l->slots);
 	free(l->visible);

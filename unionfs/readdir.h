@@ -22,7 +22,6 @@ struct dir_entry {
 	bool whiteout;	 /* hidden by a whiteout: listed nowhere, found by nobody */
 	bool sealed;	 /* something below stops further merging (a non-dir or whiteout) */
 	uint16_t nlower; /* for directories: further layers holding a directory of this name */
-	uint16_t *lower; /* their positions, top first */
 };
 
 struct dir_listing {
