@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +18,28 @@ int devread_setup(int fd)
 	int flags = fcntl(fd, F_GETFL);
 
 	return flags < 0 ? -errno : RET_NERRNO(fcntl(fd, F_SETFL, flags | O_NONBLOCK));
+}
+
+/* The signal mask while sleeping: the thread's own, with the session's signals open. */
+static sigset_t sleep_mask;
+static bool sleep_mask_set;
+
+int devread_block_signals(void)
+{
+	static const int stop[] = {SIGHUP, SIGINT, SIGTERM};
+	sigset_t block;
+	int r;
+
+	sigemptyset(&block);
+	for (size_t i = 0; i < ARRAY_SIZE(stop); i++)
+		sigaddset(&block, stop[i]);
+	r = pthread_sigmask(SIG_BLOCK, &block, &sleep_mask);
+	if (r != 0)
+		return -r;
+	for (size_t i = 0; i < ARRAY_SIZE(stop); i++)
+		sigdelset(&sleep_mask, stop[i]);
+	sleep_mask_set = true;
+	return 0;
 }
 
 static int64_t now_ns(void)
@@ -41,7 +66,7 @@ ssize_t devread(int fd, void *buf, size_t len)
 	}
 	for (;;) {
 		/* EINTR goes back to libfuse, which looks whether a signal ended the session. */
-		if (poll(&p, 1, -1) < 0)
+		if (ppoll(&p, 1, NULL, sleep_mask_set ? &sleep_mask : NULL) < 0)
 			return -1;
 		n = read(fd, buf, len);
 		if (n >= 0 || errno != EAGAIN)

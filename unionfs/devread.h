@@ -15,5 +15,14 @@
 /* Puts the device in non-blocking mode, for devread(). */
 int devread_setup(int fd);
 
-/* read(2) of one request: polls, then sleeps in poll(2) until one comes. */
+/*
+ * Blocks the signals that end the session (SIGHUP, SIGINT, SIGTERM) in the calling thread, and
+ * so in the threads it starts later, but while devread() sleeps. Such a signal then always ends
+ * that sleep (EINTR, and libfuse sees its exit flag): it can no longer land between libfuse's
+ * look at the flag and the sleep, nor in a worker thread, and leave the daemon asleep. Call it
+ * in the session's thread, before its loop and before any worker starts.
+ */
+int devread_block_signals(void);
+
+/* read(2) of one request: polls, then sleeps in ppoll(2) until one comes or a signal does. */
 ssize_t devread(int fd, void *buf, size_t len);

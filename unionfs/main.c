@@ -13,6 +13,7 @@
 
 #include "lib/log.h"
 #include "lib/macro.h"
+#include "unionfs/devread.h"
 #include "unionfs/namei.h"
 #include "unionfs/ops.h"
 #include "unionfs/options.h"
@@ -254,6 +255,10 @@ static int run_session(struct unionfs *fs, struct fuse_args *args)
 	 * slow lane (lane.h), unless -s asks for a single thread.
 	 */
 	lane_init(&fs->lane, SLOW_LANE_WORKERS, !cmd.singlethread);
+	if (devread_block_signals() < 0) {
+		r = fail("cannot block signals");
+		goto out_unmount;
+	}
 	r = fuse_session_loop(se);
 	lane_stop(&fs->lane);
 	r = r < 0 ? 1 : 0;
