@@ -144,7 +144,7 @@ static int next_extent(int fd, off_t off, off_t size, off_t *data, off_t *hole)
 	return 1;
 }
 
-/* Copies [off, off + len): 1 when the source ended early (it shrank under us; dst ends there too). */
+/* Copies [off, off + len): 1 when the source ended early (it shrank under us: so does dst). */
 static int copy_data_range(struct copy_state *s, off_t off, off_t len)
 {
 	int64_t n = copy_range(s, off, (uint64_t)len);

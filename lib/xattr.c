@@ -28,7 +28,7 @@
 static bool retry_via_proc(int fd, ssize_t r, char proc[static PATH_FD_PROC_SIZE])
 {
 	if (r >= 0 || errno != EBADF || path_fd_is_opath(fd) <= 0)
-		return false; /* a bad fd: fcntl() said EBADF again */
+		return false; /* for a bad fd, errno is still EBADF */
 	path_fd_proc(fd, proc, PATH_FD_PROC_SIZE);
 	return true;
 }

@@ -232,8 +232,8 @@ static int place_copy(struct unionfs *fs, int dst, char *tmp, size_t tmp_size, i
 		}
 	}
 	if (tmp[0])
-		r = RET_NERRNO(renameat2(fs->work_fd, tmp, parent_fd, name,
-					 replace ? 0 : RENAME_NOREPLACE));
+		r = RET_NERRNO(
+		    renameat2(fs->work_fd, tmp, parent_fd, name, replace ? 0 : RENAME_NOREPLACE));
 	else
 		r = link_copy(fs, dst, tmp, parent_fd, name);
 	if (r < 0)
@@ -251,8 +251,7 @@ static void remove_temp(struct unionfs *fs, const char *tmp)
 }
 
 /* A metadata-only copy: a sparse file of the same size, marked as overlayfs marks it. */
-static int create_meta_copy(struct unionfs *fs, const struct stat *st, char *tmp,
-			    size_t tmp_size)
+static int create_meta_copy(struct unionfs *fs, const struct stat *st, char *tmp, size_t tmp_size)
 {
 	int dst = workdir_temp_file(fs, tmp, tmp_size);
 	int r;

@@ -57,8 +57,10 @@ void workdir_temp_name(struct unionfs *fs, char *buf, size_t size)
 	snprintf(buf, size, "#%lx.%x", n, (unsigned)getpid());
 }
 
-/* An unnamed file leaves nothing behind after a crash, and its copy-up writes one directory
- * entry (the final link) instead of three (create, rename out, rename in). */
+/*
+ * An unnamed file leaves nothing behind after a crash, and its fsync does not write the work
+ * dir too (ext4 syncs a new file's directory with it); its only directory entry is the final one.
+ */
 int workdir_temp_file(struct unionfs *fs, char *buf, size_t size)
 {
 	int fd;
