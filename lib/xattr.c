@@ -27,50 +27,62 @@
  */
 static bool retry_via_proc(int fd, ssize_t r, char proc[static PATH_FD_PROC_SIZE])
 {
-	if (r >= 0 || errno != EBADF || path_fd_is_opath(fd) <= 0)
-		return false; /* for a bad fd, errno is still EBADF */
+	if (r >= 0 || errno != EBADF || fd < 0)
+		return false;
 	path_fd_proc(fd, proc, PATH_FD_PROC_SIZE);
 	return true;
+}
+
+/* r as -errno; /proc/self/fd/N of an fd that is not open says ENOENT, which is EBADF. */
+static ssize_t result(ssize_t r, bool via_proc)
+{
+	if (r >= 0)
+		return r;
+	return via_proc && errno == ENOENT ? -EBADF : -errno;
 }
 
 ssize_t xattr_get_fd(int fd, const char *name, void *value, size_t size)
 {
 	char proc[PATH_FD_PROC_SIZE];
 	ssize_t r = fgetxattr(fd, name, value, size);
+	bool via_proc = retry_via_proc(fd, r, proc);
 
-	if (retry_via_proc(fd, r, proc))
+	if (via_proc)
 		r = getxattr(proc, name, value, size);
-	return r < 0 ? -errno : r;
+	return result(r, via_proc);
 }
 
 int xattr_set_fd(int fd, const char *name, const void *value, size_t size, int flags)
 {
 	char proc[PATH_FD_PROC_SIZE];
 	int r = fsetxattr(fd, name, value, size, flags);
+	bool via_proc = retry_via_proc(fd, r, proc);
 
-	if (retry_via_proc(fd, r, proc))
+	if (via_proc)
 		r = setxattr(proc, name, value, size, flags);
-	return r < 0 ? -errno : r;
+	return (int)result(r, via_proc);
 }
 
 int xattr_remove_fd(int fd, const char *name)
 {
 	char proc[PATH_FD_PROC_SIZE];
 	int r = fremovexattr(fd, name);
+	bool via_proc = retry_via_proc(fd, r, proc);
 
-	if (retry_via_proc(fd, r, proc))
+	if (via_proc)
 		r = removexattr(proc, name);
-	return r < 0 ? -errno : r;
+	return (int)result(r, via_proc);
 }
 
 ssize_t xattr_list_fd(int fd, char *list, size_t size)
 {
 	char proc[PATH_FD_PROC_SIZE];
 	ssize_t r = flistxattr(fd, list, size);
+	bool via_proc = retry_via_proc(fd, r, proc);
 
-	if (retry_via_proc(fd, r, proc))
+	if (via_proc)
 		r = listxattr(proc, list, size);
-	return r < 0 ? -errno : r;
+	return result(r, via_proc);
 }
 
 static ssize_t fetch(int fd, const char *name, char *buf, size_t size)
