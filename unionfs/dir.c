@@ -101,6 +101,32 @@ static int set_owner(struct unionfs *fs, int parent_fd, int dirfd, const char *n
 	return 0;
 }
 
+/*
+ * set_owner() for a regular file made in place, through its open fd: the
+ * kernel already gave it a setgid parent's group, and when the caller is the
+ * daemon's own user (root creating as root) there is nothing to change.
+ */
+static int set_file_owner(struct unionfs *fs, int parent_fd, int fd, const struct new_object *obj,
+			  const struct creds *creds)
+{
+	mode_t mode = obj->mode & 07777;
+	gid_t gid = creds->gid;
+	struct stat parent, st;
+
+	if (fstat(parent_fd, &parent) < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (parent.st_mode & S_ISGID)
+		gid = parent.st_gid;
+	if ((mode & S_ISGID) && creds->uid != 0 && gid != creds->gid)
+		mode &= ~S_ISGID;
+	if (!fs->privileged || (st.st_uid == creds->uid && st.st_gid == gid))
+		return (st.st_mode & 07777) == mode ? 0 : RET_NERRNO(fchmod(fd, mode));
+	if (fchown(fd, creds->uid, gid) < 0)
+		return -errno;
+	/* chown may have cleared setuid/setgid: set the mode again. */
+	return ((mode | obj->mode) & 07000) ? RET_NERRNO(fchmod(fd, mode)) : 0;
+}
+
 static void undo_make(int dirfd, const char *name, const struct new_object *obj, int *fd)
 {
 	closep(fd);
@@ -151,8 +177,19 @@ int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struc
 		return upper;
 	if (whiteout_is_meta_name(name))
 		return -EINVAL;
-	wh = whiteout_present(upper, name);
 	lower = dir_name_in_lower(dir, name);
+	/* The usual case first: no aufs whiteout, and O_EXCL tells if anything else is there. */
+	if (S_ISREG(obj->mode) && !lower && !whiteout_aufs_present(upper, name)) {
+		r = make_at(upper, name, obj, fd);
+		if (r == 0) {
+			r = set_file_owner(fs, upper, *fd, obj, creds);
+			if (r < 0)
+				undo_make(upper, name, obj, fd);
+		}
+		if (r != -EEXIST)
+			goto made;
+	}
+	wh = whiteout_present(upper, name);
 	if (!wh && lower)
 		return -EEXIST; /* visible below: the kernel would not have asked */
 	overlay_whiteout = wh && fstatat(upper, name, &cur, AT_SYMLINK_NOFOLLOW) == 0;
@@ -167,10 +204,12 @@ int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struc
 				undo_make(upper, name, obj, fd);
 		}
 	}
+made:
 	if (r < 0)
 		return r;
 	dir_listing_invalidate(dir);
-	r = namei_lookup(fs, dir, name, out, st);
+	r = *fd >= 0 ? namei_lookup_made(fs, dir, name, *fd, out, st)
+		     : namei_lookup(fs, dir, name, out, st);
 	if (r < 0)
 		closep(fd);
 	return r;

@@ -75,6 +75,12 @@ struct node {
 	uint16_t io_branch; /* the branch of the real file they opened */
 	/* Taken out of the table (under the table lock): lookups make a new node. */
 	bool unhashed;
+	/*
+	 * security.capability, which the kernel asks for before every first write
+	 * to an inode: bit 0 set when known absent, the rest counts the changes of
+	 * xattrs that could have added it (xattr.c).
+	 */
+	uint32_t caps_state;
 };
 
 struct node_table {

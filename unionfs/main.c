@@ -308,6 +308,8 @@ int main(int argc, char **argv)
 	if (r != 0)
 		goto out;
 	configure(&fs, &o);
+	/* Modes come with the caller's umask applied by the kernel: ours must add nothing. */
+	umask(0);
 	if (!fs.read_only && (r = workdir_setup(&fs, o.workdir)) < 0) {
 		r = fail("%s: cannot set up the work dir: %s",
 			 o.workdir ? o.workdir : fs.branches.v[0].path, strerror(-r));

@@ -349,39 +349,58 @@ fail:
 	return r;
 }
 
+/* The node for what f found (made if the table has none), and its attributes. */
+static int found_node(struct unionfs *fs, struct node *dir, const char *name, struct found *f,
+		      uint64_t ino, struct node **out, struct stat *st)
+{
+	struct node *node = node_table_get(&fs->nodes, ino);
+	int r;
+
+	if (!node) {
+		r = make_node(fs, dir, name, f, ino, &node);
+		if (r < 0)
+			return r;
+		node = node_table_insert(&fs->nodes, node);
+	}
+	*st = f->st;
+	/* A hard link found below whose group was copied up shows the copy. */
+	if (node_layers(node)->v[0].branch != f->parent->branch && (r = node_stat(node, st)) < 0) {
+		node_forget(&fs->nodes, node, 1);
+		return r;
+	}
+	report_attr(fs, node_layers(node), st);
+	st->st_ino = node->ino;
+	*out = node;
+	return 0;
+}
+
 int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct node **out,
 		 struct stat *st)
 {
 	struct found f = {0};
-	struct node *node;
-	uint64_t ino;
 	int r;
 
 	if (whiteout_is_meta_name(name))
 		return -ENOENT;
 	r = find_top(fs, dir, name, &f);
-	if (r < 0)
-		goto out;
-	ino = object_ino(fs, &f, name);
-	node = node_table_get(&fs->nodes, ino);
-	if (!node) {
-		r = make_node(fs, dir, name, &f, ino, &node);
-		if (r < 0)
-			goto out;
-		node = node_table_insert(&fs->nodes, node);
-	}
-	*st = f.st;
-	/* A hard link found below whose group was copied up shows the copy. */
-	if (node_layers(node)->v[0].branch != f.parent->branch && (r = node_stat(node, st)) < 0) {
-		node_forget(&fs->nodes, node, 1);
-		goto out;
-	}
-	report_attr(fs, node_layers(node), st);
-	st->st_ino = node->ino;
-	*out = node;
-out:
+	if (r == 0)
+		r = found_node(fs, dir, name, &f, object_ino(fs, &f, name), out, st);
 	dir_listing_unref(f.listing);
 	return r;
+}
+
+int namei_lookup_made(struct unionfs *fs, struct node *dir, const char *name, int fd,
+		      struct node **out, struct stat *st)
+{
+	const struct layer_set *layers = node_layers(dir);
+	struct found f = {.dir_layers = layers, .parent = &layers->v[0]};
+
+	if (layers->v[0].branch != 0)
+		return namei_lookup(fs, dir, name, out, st);
+	if (fstat(fd, &f.st) < 0)
+		return -errno;
+	/* New, so no origin: its st_ino is its own. */
+	return found_node(fs, dir, name, &f, branch_pack_ino(0, f.st.st_ino), out, st);
 }
 
 int namei_make_root(struct unionfs *fs)

@@ -461,7 +461,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	r = unionfs_xattr_get(node_of(req, ino), name, value, size);
+	r = unionfs_xattr_get(fs_of(req), node_of(req, ino), name, value, size);
 	reply_xattr_result(req, r, value, size);
 }
 
@@ -626,6 +626,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	get_creds(req, &c);
 	r = dir_make(fs, node_of(req, parent), name, &obj, &c, &node, &st, &fd);
 	if (r == 0) {
+		unionfs_xattr_made(node);
 		r = file_attach(fs, node, TAKE_FD(fd), node_layers(node)->v[0].branch,
 				obj.open_flags, &of);
 		if (r < 0)

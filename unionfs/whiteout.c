@@ -65,16 +65,21 @@ static int aufs_name(char *buf, size_t size, const char *name)
 	return n >= (int)size ? -ENAMETOOLONG : 0;
 }
 
-int whiteout_present(int upper_dirfd, const char *name)
+bool whiteout_aufs_present(int upper_dirfd, const char *name)
 {
 	char aufs[NAME_MAX + 1];
+
+	return aufs_name(aufs, sizeof(aufs), name) == 0 &&
+	       faccessat(upper_dirfd, aufs, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int whiteout_present(int upper_dirfd, const char *name)
+{
 	struct stat st;
 
 	if (fstatat(upper_dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return whiteout_is_overlay(&st);
-	if (aufs_name(aufs, sizeof(aufs), name) < 0)
-		return 0;
-	return faccessat(upper_dirfd, aufs, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	return whiteout_aufs_present(upper_dirfd, name);
 }
 
 /* Moves the upper object at name into the work dir and removes it there. */

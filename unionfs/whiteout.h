@@ -33,6 +33,8 @@ int whiteout_dir_is_opaque(int dirfd);
 
 /* 1 when the writable branch's dir holds a whiteout for name (either format), else 0. */
 int whiteout_present(int upper_dirfd, const char *name);
+/* True when it holds an aufs whiteout (.wh.name) for name. */
+bool whiteout_aufs_present(int upper_dirfd, const char *name);
 
 /*
  * Puts a whiteout for name into the writable branch's dir, atomically: a

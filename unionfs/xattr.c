@@ -10,6 +10,7 @@
 #include "lib/xattr.h"
 #include "unionfs/copyup.h"
 #include "unionfs/inode.h"
+#include "unionfs/unionfs.h"
 
 static const char *const internal_prefixes[] = {
     "trusted.overlay.",
@@ -26,14 +27,51 @@ bool unionfs_xattr_is_internal(const char *name)
 	return false;
 }
 
-ssize_t unionfs_xattr_get(struct node *node, const char *name, void *value, size_t size)
+/*
+ * The kernel asks for security.capability before the first write to each
+ * inode it has (re)read the attributes of: for a file just created, one
+ * round trip per file. Its absence is remembered, unless the branches may
+ * change behind our back (udba=reval): only a setxattr through us can add it.
+ */
+static const char caps_name[] = "security.capability";
+
+static bool caps_cached(const struct unionfs *fs, const char *name)
+{
+	return !fs->udba_reval && strcmp(name, caps_name) == 0;
+}
+
+void unionfs_xattr_made(struct node *node)
+{
+	__atomic_fetch_or(&node->caps_state, 1u, __ATOMIC_RELEASE);
+}
+
+/* After a change of node's xattrs: a count up, the absence no longer known. */
+static void caps_changed(struct node *node)
+{
+	uint32_t s = __atomic_load_n(&node->caps_state, __ATOMIC_RELAXED);
+
+	while (!__atomic_compare_exchange_n(&node->caps_state, &s, (s + 2) & ~1u, true,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+}
+
+ssize_t unionfs_xattr_get(struct unionfs *fs, struct node *node, const char *name, void *value,
+			  size_t size)
 {
 	_cleanup_close_ int fd = -EBADF;
+	bool caps = caps_cached(fs, name);
+	uint32_t s = caps ? __atomic_load_n(&node->caps_state, __ATOMIC_ACQUIRE) : 0;
+	ssize_t r;
 
-	if (unionfs_xattr_is_internal(name))
+	if (unionfs_xattr_is_internal(name) || (s & 1))
 		return -ENODATA;
 	fd = node_open(node, O_PATH);
-	return fd < 0 ? fd : xattr_get_fd(fd, name, value, size);
+	r = fd < 0 ? fd : xattr_get_fd(fd, name, value, size);
+	/* Unless a change came in between: then the answer may be older than it. */
+	if (caps && r == -ENODATA)
+		__atomic_compare_exchange_n(&node->caps_state, &s, s | 1, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+	return r;
 }
 
 /* Removes internal names from a NUL-separated list in place; returns the new length. */
@@ -78,7 +116,11 @@ int unionfs_xattr_set(struct unionfs *fs, struct node *node, const char *name, c
 	if (unionfs_xattr_is_internal(name))
 		return -EOPNOTSUPP;
 	r = copyup_meta(fs, node);
-	return r < 0 ? r : xattr_set_fd(node_fd(node), name, value, size, flags);
+	if (r < 0)
+		return r;
+	r = xattr_set_fd(node_fd(node), name, value, size, flags);
+	caps_changed(node);
+	return r;
 }
 
 int unionfs_xattr_remove(struct unionfs *fs, struct node *node, const char *name)
@@ -89,7 +131,7 @@ int unionfs_xattr_remove(struct unionfs *fs, struct node *node, const char *name
 		return -EOPNOTSUPP;
 	/* Removing what is not there must not copy anything up (as overlayfs). */
 	if (!copyup_done(fs, node)) {
-		ssize_t n = unionfs_xattr_get(node, name, NULL, 0);
+		ssize_t n = unionfs_xattr_get(fs, node, name, NULL, 0);
 		if (n < 0)
 			return (int)n;
 	}

@@ -12,7 +12,11 @@ struct unionfs;
 bool unionfs_xattr_is_internal(const char *name);
 
 /* As getxattr(2): size 0 asks for the length. Internal names: -ENODATA, as overlayfs. */
-ssize_t unionfs_xattr_get(struct node *node, const char *name, void *value, size_t size);
+ssize_t unionfs_xattr_get(struct unionfs *fs, struct node *node, const char *name, void *value,
+			  size_t size);
+
+/* node's object was just made by us, so it has no security.capability. */
+void unionfs_xattr_made(struct node *node);
 
 /* As listxattr(2), without internal names. */
 ssize_t unionfs_xattr_list(struct node *node, char *list, size_t size);

@@ -106,6 +106,7 @@ make_lowers() {
 	echo hidden >"$L2/wo/a"
 	mknod "$L/wo/a" c 0 0
 	echo sg >"$L/sg/a"
+	echo um >"$L/um"
 	chown 0:65534 "$L/sg"
 	chmod 2775 "$L/sg"
 	mkdir -p "$L/op/d" "$L2/op/d"
@@ -206,6 +207,23 @@ check "rm of a lower file in a setgid dir" rm "$M/sg/a"
 check "mkdir of the same name" mkdir "$M/sg/a"
 check_eq_known whiteout-setgid "a dir made over a whiteout in a setgid dir inherits gid and setgid" \
 	"2755 65534" "$(stat -c '%a %g' "$M/sg/a")"
+
+# --- the caller's umask, not the daemon's (which runs with 022 here) -----------
+check "create with umask 002 and 000" sh -c "umask 002; mkdir '$M/ud'; touch '$M/ud/f'; \
+	mkfifo '$M/ud/p'; mkdir '$M/ud/d'; umask 000; touch '$M/ud/g'; rm '$M/um'; touch '$M/um'"
+check_eq "new objects' modes follow the caller's umask" "775 664 664 775 666 666" \
+	"$(stat -c %a "$M/ud" "$M/ud/f" "$M/ud/p" "$M/ud/d" "$M/ud/g" "$M/um" | tr '\n' ' ' | sed 's/ $//')"
+
+# --- security.capability: a new file has none until a setxattr gives it one ---
+# (unionfs remembers that a file it made has none; a setxattr must undo that)
+capv=0x0100000200200000000000000000000000000000
+read_cap() { getfattr -e hex -n security.capability "$1" 2>/dev/null | sed -n 's/^security.capability=//p'; }
+check "a new file, written, then given a capability" \
+	sh -c "echo x >'$M/ud/cap' && setfattr -n security.capability -v $capv '$M/ud/cap'"
+check_eq "its capability reads back through the mount" "$capv" "$(read_cap "$M/ud/cap")"
+check "a write to it" sh -c "echo y >>'$M/ud/cap'"
+check_eq "the write dropped the capability, as on any file system" "" \
+	"$(read_cap "$M/ud/cap")$(read_cap "$U/ud/cap")"
 
 # --- whiteouts and opaque dirs --------------------------------------------
 check "rm of a lower file" rm "$M/gone/f"

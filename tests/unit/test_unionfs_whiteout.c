@@ -97,6 +97,28 @@ START_TEST(opaque_markers)
 }
 END_TEST
 
+START_TEST(whiteout_presence)
+{
+	int dir = open_dir("wh");
+
+	ck_assert_int_ge(dir, 0);
+	touch(dir, "plain");
+	touch(dir, ".wh.gone");
+	ck_assert(whiteout_aufs_present(dir, "gone"));
+	ck_assert(!whiteout_aufs_present(dir, "plain"));
+	ck_assert(!whiteout_aufs_present(dir, "absent"));
+	ck_assert_int_eq(whiteout_present(dir, "gone"), 1);
+	ck_assert_int_eq(whiteout_present(dir, "plain"), 0);
+	ck_assert_int_eq(whiteout_present(dir, "absent"), 0);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(mknodat(dir, "chr", S_IFCHR | 0600, makedev(0, 0)), 0);
+		ck_assert_int_eq(whiteout_present(dir, "chr"), 1);
+		ck_assert(!whiteout_aufs_present(dir, "chr"));
+	}
+	close(dir);
+}
+END_TEST
+
 /* Three layers: top hides "b" (overlay whiteout) and "c" (aufs), merges "d", stops "e". */
 START_TEST(merged_listing)
 {
@@ -183,6 +205,7 @@ static Suite *whiteout_suite(void)
 	tcase_add_test(tc, aufs_names);
 	tcase_add_test(tc, overlay_whiteout_is_0_0_chardev);
 	tcase_add_test(tc, opaque_markers);
+	tcase_add_test(tc, whiteout_presence);
 	tcase_add_test(tc, merged_listing);
 	tcase_add_test(tc, big_listing_no_duplicates);
 	suite_add_tcase(s, tc);
