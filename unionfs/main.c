@@ -46,6 +46,9 @@ static void usage(void)
 	       "  -o volatile             skip fsync (throwaway systems)\n"
 	       "  -o passthrough=on|off   the kernel reads and writes open files in their\n"
 	       "                          branch directly (default on; needs Linux 6.9+ and root)\n"
+	       "  -o uring=on|off         requests through io_uring, one queue per CPU, when the\n"
+	       "                          kernel offers it (Linux 6.14+, fuse.enable_uring=1);\n"
+	       "                          default off\n"
 	       "  -o nodev,nosuid         as root, dev and suid are on by default\n"
 	       "  -o ro                   read-only mount (also when no branch is writable)\n"
 	       "  -o allow_other          let other users in (permissions are always checked)\n"
@@ -147,6 +150,7 @@ static void configure(struct unionfs *fs, const struct unionfs_options *o)
 	fs->metacopy = o->metacopy && strcmp(o->metacopy, "on") == 0;
 	fs->debug = o->debug;
 	fs->privileged = geteuid() == 0;
+	fs->uring.wanted = o->uring && strcmp(o->uring, "on") == 0;
 	fs->pt.wanted = !(o->passthrough && strcmp(o->passthrough, "off") == 0) &&
 			passthrough_capable();
 }
@@ -238,6 +242,7 @@ static int run_session(struct unionfs *fs, struct fuse_args *args)
 		r = fail("cannot start the FUSE session");
 		goto out_cmd;
 	}
+	fs->se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0) {
@@ -260,7 +265,10 @@ static int run_session(struct unionfs *fs, struct fuse_args *args)
 		goto out_unmount;
 	}
 	r = fuse_session_loop(se);
+	/* No new requests from the queues, then no replies from the lane, then free the queues. */
+	uring_stop(&fs->uring);
 	lane_stop(&fs->lane);
+	uring_free(&fs->uring);
 	r = r < 0 ? 1 : 0;
 out_unmount:
 	fuse_session_unmount(se);

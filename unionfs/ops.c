@@ -115,6 +115,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 			      FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_AUTO_INVAL_DATA;
 
 	conn->want |= conn->capable & want;
+	/* Replies through io_uring are copied into its buffers: no splicing to /dev/fuse. */
+	if (fs->uring.kernel_offers)
+		conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	/* find -ls wants attributes for every entry: always READDIRPLUS, never the guess. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	if (!fs->udba_reval)

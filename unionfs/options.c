@@ -37,6 +37,7 @@ static const struct fuse_opt option_table[] = {
     OPT("whiteout=%s", whiteout, 0),
     OPT("metacopy=%s", metacopy, 0),
     OPT("passthrough=%s", passthrough, 0),
+    OPT("uring=%s", uring, 0),
     OPT("redirect_dir=%s", redirect_dir, 0),
     OPT("index=%s", index, 0),
     OPT("xino=%s", xino, 0),
@@ -179,6 +180,7 @@ static void check_values(struct unionfs_options *o)
 	check_value(o, "whiteout", o->whiteout, whiteout);
 	check_value(o, "metacopy", o->metacopy, on_off);
 	check_value(o, "passthrough", o->passthrough, on_off);
+	check_value(o, "uring", o->uring, on_off);
 	check_value(o, "redirect_dir", o->redirect_dir, redirect);
 	check_value(o, "index", o->index, on_off);
 	check_value(o, "xino", o->xino, xino);
@@ -208,7 +210,8 @@ void options_free(struct unionfs_options *o)
 {
 	char **strings[] = {&o->br,    &o->lowerdir, &o->upperdir,     &o->workdir,
 			    &o->udba,  &o->whiteout, &o->metacopy,     &o->redirect_dir,
-			    &o->index, &o->xino,     &o->max_files_str, &o->passthrough};
+			    &o->index, &o->xino,     &o->max_files_str, &o->passthrough,
+			    &o->uring};
 
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
 		free(*strings[i]);

@@ -28,6 +28,7 @@ struct unionfs_options {
 	char *whiteout;
 	char *metacopy;
 	char *passthrough;
+	char *uring;
 	char *redirect_dir;
 	char *index;
 	char *xino;

@@ -23,6 +23,7 @@
 #include "unionfs/ops.h"
 #include "unionfs/inode.h"
 #include "unionfs/unionfs.h"
+#include "unionfs/uring.h"
 
 /* Protocol 7.40 pieces that libfuse 3.14's headers (7.38) lack. */
 #define PT_FUSE_INIT 26
@@ -96,16 +97,18 @@ void passthrough_reply_with(int id)
 	reply_backing_id = id;
 }
 
-static void note_init_request(struct passthrough *pt, const void *buf, ssize_t n)
+static void note_init_request(struct unionfs *fs, const void *buf, ssize_t n)
 {
 	const struct pt_in_header *in = buf;
 	const struct pt_init_in *init = (const void *)(in + 1);
+	bool ext;
 
 	if (n < (ssize_t)(sizeof(*in) + sizeof(*init)) || in->opcode != PT_FUSE_INIT)
 		return;
-	pt->init_unique = in->unique;
-	pt->kernel_offers =
-	    (init->flags & PT_FUSE_INIT_EXT) && (init->flags2 & PT_FUSE_PASSTHROUGH_FLAGS2);
+	fs->pt.init_unique = in->unique;
+	ext = init->flags & PT_FUSE_INIT_EXT;
+	fs->pt.kernel_offers = fs->pt.wanted && ext && (init->flags2 & PT_FUSE_PASSTHROUGH_FLAGS2);
+	fs->uring.kernel_offers = fs->uring.wanted && ext && (init->flags2 & URING_INIT_FLAGS2);
 }
 
 static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
@@ -113,25 +116,45 @@ static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
 	struct unionfs *fs = userdata;
 	ssize_t n = devread(fd, buf, len);
 
-	if (n > 0 && fs->pt.wanted && !fs->pt.init_unique)
-		note_init_request(&fs->pt, buf, n);
+	if (n > 0 && !fs->pt.init_unique)
+		note_init_request(fs, buf, n);
 	return n;
 }
 
-static void amend_init_reply(struct passthrough *pt, struct iovec *iov, int count)
+static void amend_init_reply(struct unionfs *fs, struct iovec *iov, int count)
 {
 	struct pt_init_out *out;
 
 	if (count < 2 || iov[1].iov_len < sizeof(*out))
 		return;
 	out = iov[1].iov_base;
-	if (out->flags & PT_FUSE_WRITEBACK_CACHE)
-		return; /* the kernel refuses the two together */
-	out->flags |= PT_FUSE_INIT_EXT;
-	out->flags2 |= PT_FUSE_PASSTHROUGH_FLAGS2;
-	out->max_stack_depth = PT_STACK_DEPTH;
-	pt->active = true;
-	log_debug("passthrough on");
+	/* The kernel refuses passthrough with the writeback cache. */
+	if (fs->pt.kernel_offers && !(out->flags & PT_FUSE_WRITEBACK_CACHE)) {
+		out->flags |= PT_FUSE_INIT_EXT;
+		out->flags2 |= PT_FUSE_PASSTHROUGH_FLAGS2;
+		out->max_stack_depth = PT_STACK_DEPTH;
+		fs->pt.active = true;
+		log_debug("passthrough on");
+	}
+	if (fs->uring.kernel_offers) {
+		size_t pages = (size_t)out->max_pages * 4096;
+		out->flags |= PT_FUSE_INIT_EXT;
+		out->flags2 |= URING_INIT_FLAGS2;
+		/* The kernel's own bound on a request or reply (FUSE_MIN_READ_BUFFER at least). */
+		fs->uring.payload_size = out->max_write > pages ? out->max_write : pages;
+		if (fs->uring.payload_size < 8192)
+			fs->uring.payload_size = 8192;
+		fs->uring.active = true;
+	}
+}
+
+static size_t iov_total(const struct iovec *iov, int count)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < count; i++)
+		n += iov[i].iov_len;
+	return n;
 }
 
 /* The open reply is the last struct of the reply (open, or create after its entry). */
@@ -152,12 +175,21 @@ static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 	struct unionfs *fs = userdata;
 	const struct pt_out_header *out = iov[0].iov_base;
 
+	bool init = out->unique == fs->pt.init_unique && !fs->uring.active && !fs->pt.active;
+	ssize_t n;
+
 	if (out->error == 0 && reply_backing_id >= 0)
 		amend_open_reply(iov, count, reply_backing_id);
-	else if (out->error == 0 && out->unique == fs->pt.init_unique && fs->pt.kernel_offers &&
-		 !fs->pt.active)
-		amend_init_reply(&fs->pt, iov, count);
-	return writev(fd, iov, count);
+	else if (out->error == 0 && init)
+		amend_init_reply(fs, iov, count);
+	if (uring_reply(&fs->uring, iov, count))
+		return (ssize_t)iov_total(iov, count);
+	n = writev(fd, iov, count);
+	/* The queues can register only once the kernel has taken the INIT reply. */
+	if (init && n >= 0 && fs->uring.active &&
+	    uring_start(&fs->uring, fs->se, fd, fs->uring.payload_size) < 0)
+		fs->uring.active = false;
+	return n;
 }
 
 static ssize_t hook_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,

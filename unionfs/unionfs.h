@@ -8,6 +8,7 @@
 #include "unionfs/inode.h"
 #include "unionfs/lane.h"
 #include "unionfs/passthrough.h"
+#include "unionfs/uring.h"
 #include "unionfs/whiteout.h"
 
 struct unionfs {
@@ -31,5 +32,7 @@ struct unionfs {
 	unsigned long work_counter;
 	bool no_tmpfile; /* the work dir's file system refused O_TMPFILE once */
 	struct passthrough pt;
+	struct uring uring;
+	struct fuse_session *se;
 	struct lane lane; /* requests that may take long */
 };

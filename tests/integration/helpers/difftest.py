@@ -609,6 +609,8 @@ class Mount:
             MOUNTS.append((self.mnt, False))
             return
         o = "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, self.work)
+        if os.environ.get("DIFFTEST_UNIONFS_OPTS"):
+            o += "," + os.environ["DIFFTEST_UNIONFS_OPTS"]
         logf = open(os.path.join(self.base, "unionfs.log"), "ab")
         self.proc = subprocess.Popen([os.path.join(self.build, "unionfs"), "-f", "-o", o,
                                       self.mnt], stdout=logf, stderr=logf,
