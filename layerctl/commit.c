@@ -36,22 +36,16 @@ static bool is_internal_xattr(const char *name)
 	return false;
 }
 
+static int strip_one(int fd, const char *name, void *arg)
+{
+	int r = is_internal_xattr(name) ? xattr_remove_fd(fd, name) : 0;
+
+	return r == -ENODATA ? 0 : r;
+}
+
 static int strip_fd(int fd)
 {
-	_cleanup_free_ char *list = NULL;
-	ssize_t len = xattr_list_alloc(fd, &list);
-
-	if (len == -EOPNOTSUPP)
-		return 0;
-	if (len < 0)
-		return (int)len;
-	for (char *x = list; x < list + len; x += strlen(x) + 1) {
-		int r = is_internal_xattr(x) ? xattr_remove_fd(fd, x) : 0;
-
-		if (r < 0 && r != -ENODATA)
-			return r;
-	}
-	return 0;
+	return xattr_for_each(fd, strip_one, NULL);
 }
 
 /* Removes unionfs's internal xattrs from dir_fd and everything below it. */

@@ -159,24 +159,39 @@ static int copy_one(int src_fd, int dst_fd, const char *name)
 	return r;
 }
 
-int xattr_copy_all(int src_fd, int dst_fd, bool (*skip)(const char *name))
+int xattr_for_each(int fd, int (*fn)(int fd, const char *name, void *arg), void *arg)
 {
 	_cleanup_free_ char *list = NULL;
-	ssize_t len = xattr_list_alloc(src_fd, &list);
+	ssize_t len = xattr_list_alloc(fd, &list);
 
-	/* A file system without xattrs has nothing to copy. */
+	/* A file system without xattrs has none to walk. */
 	if (len == -EOPNOTSUPP)
 		return 0;
 	if (len < 0)
 		return (int)len;
 	for (const char *name = list; name < list + len; name += strlen(name) + 1) {
-		int r;
-
-		if (skip && skip(name))
-			continue;
-		r = copy_one(src_fd, dst_fd, name);
+		int r = fn(fd, name, arg);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+struct copy_all {
+	int dst_fd;
+	bool (*skip)(const char *name);
+};
+
+static int copy_listed(int src_fd, const char *name, void *arg)
+{
+	const struct copy_all *c = arg;
+
+	return c->skip && c->skip(name) ? 0 : copy_one(src_fd, c->dst_fd, name);
+}
+
+int xattr_copy_all(int src_fd, int dst_fd, bool (*skip)(const char *name))
+{
+	struct copy_all c = {.dst_fd = dst_fd, .skip = skip};
+
+	return xattr_for_each(src_fd, copy_listed, &c);
 }

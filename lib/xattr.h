@@ -21,6 +21,12 @@ ssize_t xattr_list_fd(int fd, char *list, size_t size);
 ssize_t xattr_get_alloc(int fd, const char *name, char **out);
 ssize_t xattr_list_alloc(int fd, char **out);
 
+/*
+ * Calls fn(fd, name, arg) for each xattr name fd has, in listing order, until
+ * one returns < 0 (returned). A file system without xattrs (EOPNOTSUPP) has none.
+ */
+int xattr_for_each(int fd, int (*fn)(int fd, const char *name, void *arg), void *arg);
+
 /* Copies every xattr src_fd has and the process may set on dst_fd (skipping those for which
  * skip(name) is true when skip is non-NULL). EPERM/EACCES/ENOTSUP on one name is not fatal
  * for trusted.* and security.* names (they need privileges, an LSM's consent or file system

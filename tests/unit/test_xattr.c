@@ -4,6 +4,7 @@
 #include "lib/xattr.h"
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -205,6 +206,34 @@ START_TEST(test_copy_all)
 }
 END_TEST
 
+static int count_user(int fd, const char *name, void *arg)
+{
+	int *n = arg;
+
+	if (strcmp(name, "user.stop") == 0)
+		return -ECANCELED;
+	*n += strncmp(name, "user.", 5) == 0;
+	return 0;
+}
+
+START_TEST(test_for_each)
+{
+	int fd = open_checked("file", O_PATH), n = 0;
+
+	ck_assert_int_eq(xattr_for_each(fd, count_user, &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(xattr_set_fd(fd, "user.a", "1", 1, 0), 0);
+	ck_assert_int_eq(xattr_set_fd(fd, "user.b", "2", 1, 0), 0);
+	ck_assert_int_eq(xattr_for_each(fd, count_user, &n), 0);
+	ck_assert_int_eq(n, 2);
+	/* The first error ends the walk and is returned. */
+	ck_assert_int_eq(xattr_set_fd(fd, "user.stop", "", 0, 0), 0);
+	ck_assert_int_eq(xattr_for_each(fd, count_user, &n), -ECANCELED);
+	ck_assert_int_eq(xattr_for_each(-1, count_user, &n), -EBADF);
+	close(fd);
+}
+END_TEST
+
 /* Symlink to symlink, both O_PATH: what copy-up of a link does (trusted.* needs root). */
 START_TEST(test_copy_all_symlinks)
 {
@@ -251,6 +280,7 @@ static Suite *xattr_suite(void)
 	tcase_add_test(tc, test_alloc);
 	tcase_add_test(tc, test_symlink_fd);
 	tcase_add_test(tc, test_copy_all);
+	tcase_add_test(tc, test_for_each);
 	tcase_add_test(tc, test_copy_all_symlinks);
 	tcase_add_test(tc, test_copy_all_reports_failure);
 	suite_add_tcase(s, tc);
