@@ -65,6 +65,51 @@ int extract_clean_name(const char *name, char *out, size_t size)
 	return 0;
 }
 
+/* A dir whose time set_dir_times() sets at the end, once its children are in. */
+static int remember_dir(struct extract *x, const char *path, struct timespec mtime)
+{
+	struct dir_time *grown = realloc(x->dirs, (x->ndirs + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	x->dirs = grown;
+	grown[x->ndirs].path = strdup(path);
+	if (!grown[x->ndirs].path)
+		return -ENOMEM;
+	grown[x->ndirs++].mtime = mtime;
+	return 0;
+}
+
+/*
+ * Makes the missing dirs of path ("a/b"), which the archive has no entry
+ * for: 0755, root's, and the epoch as their time, so that the same archive
+ * gives the same layer (an entry for one of them later sets its own).
+ */
+static int make_parents(struct extract *x, char *path)
+{
+	for (char *end = path;; end++) {
+		char c = *end;
+		int fd, r = 0;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*end = '\0';
+		fd = path_open_beneath(x->root_fd, path, O_PATH | O_DIRECTORY, 0, false);
+		if (fd == -ENOENT) {
+			r = path_mkdir_beneath(x->root_fd, path, 0755);
+			if (r == 0)
+				r = remember_dir(x, path, (struct timespec){0, 0});
+		} else if (fd < 0) {
+			r = fd;
+		} else {
+			close(fd);
+		}
+		*end = c;
+		if (r < 0 || !c)
+			return r;
+	}
+}
+
 /* Splits "a/b/c" into a parent dir fd for "a/b" (created when missing) and "c". */
 static int open_parent(struct extract *x, char *path, const char **base)
 {
@@ -77,10 +122,12 @@ static int open_parent(struct extract *x, char *path, const char **base)
 	}
 	*slash = '\0';
 	*base = slash + 1;
-	r = path_mkdir_beneath(x->root_fd, path, 0755);
-	if (r < 0)
-		return r;
 	r = path_open_beneath(x->root_fd, path, O_RDONLY | O_DIRECTORY, 0, false);
+	if (r == -ENOENT) {
+		r = make_parents(x, path);
+		if (r == 0)
+			r = path_open_beneath(x->root_fd, path, O_RDONLY | O_DIRECTORY, 0, false);
+	}
 	*slash = '/';
 	return r;
 }
@@ -223,21 +270,6 @@ static int set_metadata(int parent_fd, const char *base, struct archive_entry *e
 	return RET_NERRNO(utimensat(parent_fd, base, times, AT_SYMLINK_NOFOLLOW));
 }
 
-static int remember_dir(struct extract *x, const char *path, struct archive_entry *e)
-{
-	struct dir_time *grown = realloc(x->dirs, (x->ndirs + 1) * sizeof(*grown));
-
-	if (!grown)
-		return -ENOMEM;
-	x->dirs = grown;
-	grown[x->ndirs].path = strdup(path);
-	if (!grown[x->ndirs].path)
-		return -ENOMEM;
-	grown[x->ndirs++].mtime =
-	    (struct timespec){archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
-	return 0;
-}
-
 /* The root entry ("./"): mode, owner and time, so the same archive gives the same layer. */
 static int set_root_metadata(struct extract *x, struct archive_entry *e)
 {
@@ -294,14 +326,16 @@ static int extract_entry(struct extract *x, struct archive_entry *e)
 	if (r == 0 && !archive_entry_hardlink(e))
 		r = set_metadata(parent_fd, base, e);
 	if (r == 0 && archive_entry_filetype(e) == AE_IFDIR)
-		r = remember_dir(x, path, e); /* open_parent() put the '/' back */
+		r = remember_dir(
+		    x, path,
+		    (struct timespec){archive_entry_mtime(e), archive_entry_mtime_nsec(e)});
 	return r;
 }
 
 static void set_dir_times(struct extract *x)
 {
-	/* Deepest last-created first would be ideal; reverse order is close enough and cheap. */
-	for (size_t i = x->ndirs; i-- > 0;) {
+	/* All children are in, so no order is needed, but for a dir listed twice the later wins. */
+	for (size_t i = 0; i < x->ndirs; i++) {
 		_cleanup_close_ int fd =
 		    path_open_beneath(x->root_fd, x->dirs[i].path, O_PATH | O_DIRECTORY, 0, false);
 		struct timespec times[2] = {x->dirs[i].mtime, x->dirs[i].mtime};

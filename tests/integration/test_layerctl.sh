@@ -83,6 +83,18 @@ l2=$(LC import --name top "$L/2.tar.zst")
 check "import gzip tar" test "${#l1}" -eq 32
 check "import zstd tar" test "${#l2}" -eq 32
 check_eq "xz tar of the same tree gives the same layer" "$l2" "$(LC import "$L/2.txz")"
+# A tarball with entries for its files only: the dirs it implies get the epoch, not now.
+python3 - "$L/nodirs.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    for name in ("d1/d2/f", "d1/g", "h"):
+        i = tarfile.TarInfo(name); i.size = 2; i.mtime = 1700000000
+        t.addfile(i, io.BytesIO(b"x\n"))
+PY
+nd1=$(LC import "$L/nodirs.tar")
+sleep 1.1
+check_eq "a tarball without dir entries gives the same layer a second later" "$nd1" \
+	"$(LC import "$L/nodirs.tar")"
 # Tarballs are extracted on a tmpfs in a private mount namespace; without CAP_SYS_ADMIN, on disk.
 out=$(timeout 60 setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin \
 	"$LAYERCTL" -v -v --store "$T_TMP/store-disk" import "$L/1.tgz" 2>"$T_TMP/disk.err")
