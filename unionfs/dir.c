@@ -102,29 +102,38 @@ static int set_owner(struct unionfs *fs, int parent_fd, int dirfd, const char *n
 }
 
 /*
- * set_owner() for a regular file made in place, through its open fd: the
- * kernel already gave it a setgid parent's group, and when the caller is the
- * daemon's own user (root creating as root) there is nothing to change.
+ * set_owner() for a regular file made in place, through its open fd; *st
+ * gets its attributes. The kernel already gave it a setgid parent's group,
+ * and when the caller is the daemon's own user (root creating as root) there
+ * is nothing to change.
  */
 static int set_file_owner(struct unionfs *fs, int parent_fd, int fd, const struct new_object *obj,
-			  const struct creds *creds)
+			  const struct creds *creds, struct stat *st)
 {
 	mode_t mode = obj->mode & 07777;
 	gid_t gid = creds->gid;
-	struct stat parent, st;
+	struct stat parent;
+	int r;
 
-	if (fstat(parent_fd, &parent) < 0 || fstat(fd, &st) < 0)
+	if (fstat(fd, st) < 0)
+		return -errno;
+	/* The caller's own ids: whatever the parent, no group to give, no setgid to drop. */
+	if (st->st_uid == creds->uid && st->st_gid == creds->gid)
+		return (st->st_mode & 07777) == mode ? 0 : RET_NERRNO(fchmod(fd, mode));
+	if (fstat(parent_fd, &parent) < 0)
 		return -errno;
 	if (parent.st_mode & S_ISGID)
 		gid = parent.st_gid;
 	if ((mode & S_ISGID) && creds->uid != 0 && gid != creds->gid)
 		mode &= ~S_ISGID;
-	if (!fs->privileged || (st.st_uid == creds->uid && st.st_gid == gid))
-		return (st.st_mode & 07777) == mode ? 0 : RET_NERRNO(fchmod(fd, mode));
-	if (fchown(fd, creds->uid, gid) < 0)
-		return -errno;
+	if (!fs->privileged || (st->st_uid == creds->uid && st->st_gid == gid))
+		r = (st->st_mode & 07777) == mode ? 0 : RET_NERRNO(fchmod(fd, mode));
+	else if (fchown(fd, creds->uid, gid) < 0)
+		r = -errno;
 	/* chown may have cleared setuid/setgid: set the mode again. */
-	return ((mode | obj->mode) & 07000) ? RET_NERRNO(fchmod(fd, mode)) : 0;
+	else
+		r = ((mode | obj->mode) & 07000) ? RET_NERRNO(fchmod(fd, mode)) : 0;
+	return r < 0 ? r : RET_NERRNO(fstat(fd, st));
 }
 
 static void undo_make(int dirfd, const char *name, const struct new_object *obj, int *fd)
@@ -182,12 +191,19 @@ int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struc
 	if (S_ISREG(obj->mode) && !lower && !whiteout_aufs_present(upper, name)) {
 		r = make_at(upper, name, obj, fd);
 		if (r == 0) {
-			r = set_file_owner(fs, upper, *fd, obj, creds);
+			r = set_file_owner(fs, upper, *fd, obj, creds, st);
 			if (r < 0)
 				undo_make(upper, name, obj, fd);
 		}
+		if (r == 0) {
+			dir_listing_invalidate(dir);
+			r = namei_lookup_made(fs, dir, name, st, out, st);
+			if (r < 0)
+				closep(fd);
+			return r;
+		}
 		if (r != -EEXIST)
-			goto made;
+			return r;
 	}
 	wh = whiteout_present(upper, name);
 	if (!wh && lower)
@@ -204,12 +220,10 @@ int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struc
 				undo_make(upper, name, obj, fd);
 		}
 	}
-made:
 	if (r < 0)
 		return r;
 	dir_listing_invalidate(dir);
-	r = *fd >= 0 ? namei_lookup_made(fs, dir, name, *fd, out, st)
-		     : namei_lookup(fs, dir, name, out, st);
+	r = namei_lookup(fs, dir, name, out, st);
 	if (r < 0)
 		closep(fd);
 	return r;

@@ -389,16 +389,14 @@ int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct 
 	return r;
 }
 
-int namei_lookup_made(struct unionfs *fs, struct node *dir, const char *name, int fd,
-		      struct node **out, struct stat *st)
+int namei_lookup_made(struct unionfs *fs, struct node *dir, const char *name,
+		      const struct stat *made, struct node **out, struct stat *st)
 {
 	const struct layer_set *layers = node_layers(dir);
-	struct found f = {.dir_layers = layers, .parent = &layers->v[0]};
+	struct found f = {.dir_layers = layers, .parent = &layers->v[0], .st = *made};
 
 	if (layers->v[0].branch != 0)
 		return namei_lookup(fs, dir, name, out, st);
-	if (fstat(fd, &f.st) < 0)
-		return -errno;
 	/* New, so no origin: its st_ino is its own. */
 	return found_node(fs, dir, name, &f, branch_pack_ino(0, f.st.st_ino), out, st);
 }

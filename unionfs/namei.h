@@ -17,10 +17,11 @@ int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct 
 
 /*
  * namei_lookup() of a non-directory the caller has just made in dir's upper
- * dir and holds open as fd: no look through the branches, no origin to read.
+ * dir, whose attributes are *made (st may be made): no look through the
+ * branches, no origin to read.
  */
-int namei_lookup_made(struct unionfs *fs, struct node *dir, const char *name, int fd,
-		      struct node **out, struct stat *st);
+int namei_lookup_made(struct unionfs *fs, struct node *dir, const char *name,
+		      const struct stat *made, struct node **out, struct stat *st);
 
 /* Attributes of a node as the union reports them (st_ino packed, merged dirs nlink 1). */
 int namei_getattr(struct unionfs *fs, struct node *node, struct stat *st);
