@@ -288,7 +288,9 @@ int dir_prepare_group_name(struct unionfs *fs, struct node *node, int upper, con
 	return r < 0 ? r : dir_name_upper_link(fs, node, upper, name);
 }
 
-static int remove_name(struct unionfs *fs, struct node *dir, const char *name, struct node *child)
+/* found: the branch where the lookup of name found its object. */
+static int remove_name(struct unionfs *fs, struct node *dir, const char *name, struct node *child,
+		       uint16_t found)
 {
 	int upper = dir_upper_fd(fs, dir), r;
 	bool child_upper;
@@ -296,6 +298,15 @@ static int remove_name(struct unionfs *fs, struct node *dir, const char *name, s
 
 	if (upper < 0)
 		return upper;
+	/*
+	 * Found below by this very name (so none in the upper dir), and no hard-link
+	 * group to give an upper name first: a whiteout is all it takes.
+	 */
+	if (found != 0 && !fs->udba_reval && (S_ISDIR(child->type) || !nlink_tracked(fs, child))) {
+		r = whiteout_put(fs, upper, name, false);
+		dir_listing_invalidate(dir);
+		return r;
+	}
 	r = S_ISDIR(child->type) ? 0 : dir_prepare_group_name(fs, child, upper, name);
 	if (r < 0)
 		return r;
@@ -316,11 +327,12 @@ int dir_unlink(struct unionfs *fs, struct node *dir, const char *name)
 {
 	struct node *child;
 	struct stat st;
-	int r = namei_lookup(fs, dir, name, &child, &st);
+	uint16_t found;
+	int r = namei_lookup_where(fs, dir, name, &child, &st, &found);
 
 	if (r < 0)
 		return r;
-	r = S_ISDIR(st.st_mode) ? -EISDIR : remove_name(fs, dir, name, child);
+	r = S_ISDIR(st.st_mode) ? -EISDIR : remove_name(fs, dir, name, child, found);
 	node_forget(&fs->nodes, child, 1);
 	return r;
 }
@@ -343,7 +355,8 @@ int dir_rmdir(struct unionfs *fs, struct node *dir, const char *name)
 {
 	struct node *child;
 	struct stat st;
-	int r = namei_lookup(fs, dir, name, &child, &st);
+	uint16_t found;
+	int r = namei_lookup_where(fs, dir, name, &child, &st, &found);
 
 	if (r < 0)
 		return r;
@@ -352,7 +365,7 @@ int dir_rmdir(struct unionfs *fs, struct node *dir, const char *name)
 	else
 		r = dir_is_empty(child);
 	if (r == 0)
-		r = remove_name(fs, dir, name, child);
+		r = remove_name(fs, dir, name, child, found);
 	node_forget(&fs->nodes, child, 1);
 	return r;
 }

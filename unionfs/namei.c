@@ -31,7 +31,8 @@ static void report_attr(const struct unionfs *fs, const struct layer_set *layers
 
 	nlink_report(fs, layers, st);
 	/* A metadata-only copy's blocks are its lower data's, as overlayfs reports them. */
-	if (layers->metacopy && fstatat(layers->parent_fd, layers->name, &data, AT_SYMLINK_NOFOLLOW) == 0)
+	if (layers->metacopy &&
+	    fstatat(layers->parent_fd, layers->name, &data, AT_SYMLINK_NOFOLLOW) == 0)
 		st->st_blocks = data.st_blocks;
 	st->st_ino = branch_pack_ino(layers->v[0].branch, st->st_ino);
 	/* As overlayfs: counting subdirs of a merged dir is not worth it; 1 pacifies find. */
@@ -374,8 +375,8 @@ static int found_node(struct unionfs *fs, struct node *dir, const char *name, st
 	return 0;
 }
 
-int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct node **out,
-		 struct stat *st)
+int namei_lookup_where(struct unionfs *fs, struct node *dir, const char *name, struct node **out,
+		       struct stat *st, uint16_t *branch)
 {
 	struct found f = {0};
 	int r;
@@ -385,8 +386,16 @@ int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct 
 	r = find_top(fs, dir, name, &f);
 	if (r == 0)
 		r = found_node(fs, dir, name, &f, object_ino(fs, &f, name), out, st);
+	if (r == 0 && branch)
+		*branch = f.parent->branch;
 	dir_listing_unref(f.listing);
 	return r;
+}
+
+int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct node **out,
+		 struct stat *st)
+{
+	return namei_lookup_where(fs, dir, name, out, st, NULL);
 }
 
 int namei_lookup_made(struct unionfs *fs, struct node *dir, const char *name,

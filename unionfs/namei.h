@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 struct unionfs;
@@ -14,6 +15,10 @@ struct node;
  */
 int namei_lookup(struct unionfs *fs, struct node *dir, const char *name, struct node **out,
 		 struct stat *st);
+/* namei_lookup(), and the branch where name's top-most object is (a hard link's node may
+ * have been copied up under another name). */
+int namei_lookup_where(struct unionfs *fs, struct node *dir, const char *name, struct node **out,
+		       struct stat *st, uint16_t *branch);
 
 /*
  * namei_lookup() of a non-directory the caller has just made in dir's upper
