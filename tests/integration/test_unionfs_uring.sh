@@ -5,8 +5,8 @@
 # requests: the daemon holds one io_uring fd per CPU, and its /dev/fuse
 # reads stay few while thousands of requests are answered. Then the same
 # operations as elsewhere: reads, creates from two processes at once, a
-# copy-up answered from the slow lane, the differential tester, unmount and
-# kill -9. Without the kernel's consent the option changes nothing.
+# copy-up answered from the slow lane, four processes racing on the same
+# names, the differential tester, unmount and kill -9. Without the kernel's consent the option changes nothing.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 t_begin
@@ -39,7 +39,17 @@ check_fn "mount -o uring=on while enable_uring=N" mount_u uring=on
 PID=$(daemons_of "$D" | head -n 1 | cut -d" " -f1)
 check_eq "it reads" "v7" "$(T cat "$D/mnt/sub/f7")"
 check_eq "no io_uring queue" 0 "$(uring_fds "$PID")"
+# The same race as in 5 below, through /dev/fuse: the session thread and the slow lane.
+stress() {
+	for d in 0 1 2 3; do mkdir -p "$D/mnt/d$d"; done
+	check "4 processes x 5 s of random operations on shared names ($1)" bash -c \
+		"for s in 1 2 3 4; do python3 '$here/helpers/stress.py' '$D/mnt' \$s 5 & done; \
+		 r=0; for j in 1 2 3 4; do wait -n || r=1; done; exit \$r"
+	check "the daemon is still there ($1)" kill -0 "$PID"
+}
+stress "/dev/fuse"
 t_umount "$D/mnt"
+rm -rf "$D/upper" "$D/work" && mkdir -p "$D/upper" "$D/work"
 
 # 2. With it: one queue per CPU, and they carry the requests.
 echo Y >"$PARAM"
@@ -68,12 +78,16 @@ check "rename, unlink, xattr" sh -c "mv '$D/mnt/sub/f1' '$D/mnt/sub/g1' && rm '$
 	setfattr -n user.k -v v '$D/mnt/sub/f3' && getfattr -n user.k '$D/mnt/sub/f3' >/dev/null"
 check_eq "ls of the merged dir" "49 g1" "$(ls "$D/mnt/sub" | wc -l) $(ls "$D/mnt/sub" | grep g)"
 
-# 5. Unmount: the daemon and its queue threads exit.
+# 5. Four processes at once, on both queues, racing on the same names for 5 s.
+stress "io_uring"
+check_eq "and answers" "999" "$(T cat "$D/mnt/new/a999")"
+
+# 6. Unmount: the daemon and its queue threads exit.
 t_umount "$D/mnt"
 for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 check "the daemon exited within 10 s of the unmount" sh -c "! kill -0 $PID 2>/dev/null"
 
-# 6. kill -9 with the queues live: the mount goes away cleanly, a new one works.
+# 7. kill -9 with the queues live: the mount goes away cleanly, a new one works.
 check_fn "mount again" mount_u uring=on
 PID=$(daemons_of "$D" | head -n 1 | cut -d" " -f1)
 kill -9 "$PID"
@@ -85,7 +99,7 @@ t_umount "$D/mnt"
 check_eq "the lower tree is untouched" "$LOWER_SUM" \
 	"$(cd "$D/lower" && find . -type f -exec sha256sum {} + | sort | sha256sum)"
 
-# 7. The differential tester against overlayfs, every request through the queues.
+# 8. The differential tester against overlayfs, every request through the queues.
 out=$(DIFFTEST_UNIONFS_OPTS=uring=on timeout -k 10 200 python3 "$here/helpers/difftest.py" \
 	--build "$BUILD" --seeds "${UT_URING_SEEDS:-1-10}" --ops 150 2>&1)
 echo "$out" | grep -E '^(ok|FAIL)' | sed 's/^/    /'
