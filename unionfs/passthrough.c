@@ -20,6 +20,7 @@
 
 #include "lib/log.h"
 #include "unionfs/devread.h"
+#include "unionfs/fuse_proto.h"
 #include "unionfs/ops.h"
 #include "unionfs/inode.h"
 #include "unionfs/unionfs.h"
@@ -41,19 +42,8 @@ struct pt_backing_map {
 #define PT_FUSE_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct pt_backing_map)
 #define PT_FUSE_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
-struct pt_in_header {
-	uint32_t len, opcode;
-	uint64_t unique, nodeid;
-	uint32_t uid, gid, pid;
-	uint16_t total_extlen, padding;
-};
 struct pt_init_in {
 	uint32_t major, minor, max_readahead, flags, flags2;
-};
-struct pt_out_header {
-	uint32_t len;
-	int32_t error;
-	uint64_t unique;
 };
 struct pt_init_out {
 	uint32_t major, minor, max_readahead, flags;
@@ -99,7 +89,7 @@ void passthrough_reply_with(int id)
 
 static void note_init_request(struct unionfs *fs, const void *buf, ssize_t n)
 {
-	const struct pt_in_header *in = buf;
+	const struct fuse_proto_in_header *in = buf;
 	const struct pt_init_in *init = (const void *)(in + 1);
 	bool ext;
 
@@ -173,7 +163,7 @@ static void amend_open_reply(struct iovec *iov, int count, int id)
 static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct unionfs *fs = userdata;
-	const struct pt_out_header *out = iov[0].iov_base;
+	const struct fuse_proto_out_header *out = iov[0].iov_base;
 
 	bool init = out->unique == fs->pt.init_unique && !fs->uring.active && !fs->pt.active;
 	ssize_t n;

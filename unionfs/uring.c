@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "unionfs/fuse_proto.h"
 
 /* Protocol 7.42 pieces that neither libfuse 3.14 nor Debian 12's kernel headers have. */
 #define UR_HEADER_SZ 128
@@ -42,19 +43,6 @@ struct ur_cmd_req {
 	uint64_t commit_id;
 	uint16_t qid;
 	uint8_t padding[6];
-};
-
-struct ur_in_header {
-	uint32_t len, opcode;
-	uint64_t unique, nodeid;
-	uint32_t uid, gid, pid;
-	uint16_t total_extlen, padding;
-};
-
-struct ur_out_header {
-	uint32_t len;
-	int32_t error;
-	uint64_t unique;
 };
 
 /* Requests a queue may hold at once: a slow-lane job keeps one until it answers. */
@@ -282,14 +270,14 @@ static void queue_take_posted(struct uring_queue *q)
 /* Hands the request in e to libfuse, in one piece: header, fixed part, payload. */
 static void dispatch(struct uring *u, struct uring_ent *e)
 {
-	const struct ur_in_header *in = (const void *)e->hdr.in_out;
+	const struct fuse_proto_in_header *in = (const void *)e->hdr.in_out;
 	uint32_t payload = e->hdr.ent.payload_sz;
 	size_t fixed;
 
 	e->commit_id = e->hdr.ent.commit_id;
 	if (in->len < sizeof(*in) + payload || in->len - sizeof(*in) - payload > UR_OP_IN_SZ ||
 	    payload > u->payload_size) {
-		struct ur_out_header out = {
+		struct fuse_proto_out_header out = {
 		    .len = sizeof(out), .error = -EIO, .unique = in->unique};
 		log_error("io_uring: request %llu of %u bytes does not add up",
 			  (unsigned long long)in->unique, in->len);
@@ -406,7 +394,7 @@ static struct uring_ent *find_entry(struct uring *u, uint64_t unique)
 
 bool uring_reply(struct uring *u, const struct iovec *iov, int count)
 {
-	const struct ur_out_header *out = iov[0].iov_base;
+	const struct fuse_proto_out_header *out = iov[0].iov_base;
 	struct uring_ent *e;
 	size_t len = 0;
 
