@@ -71,28 +71,39 @@ static int make_at(int dirfd, const char *name, const struct new_object *obj, in
 }
 
 /*
- * Gives a new object to the caller. In a setgid directory the group is
- * inherited (the kernel already set it); chown clears setuid/setgid bits,
- * so the mode is set again after it.
+ * The group and mode a new object gets in parent: a setgid parent's group
+ * (and, for a directory, its setgid bit), and, as the kernel does, no setgid
+ * file for a group its creator is not in.
+ */
+static void new_owner(const struct stat *parent, const struct new_object *obj,
+		      const struct creds *creds, gid_t *gid, mode_t *mode)
+{
+	*mode = obj->mode & 07777;
+	*gid = creds->gid;
+	if (parent->st_mode & S_ISGID) {
+		*gid = parent->st_gid;
+		if (S_ISDIR(obj->mode))
+			*mode |= S_ISGID;
+	}
+	if (!S_ISDIR(obj->mode) && (*mode & S_ISGID) && creds->uid != 0 && *gid != creds->gid)
+		*mode &= ~S_ISGID;
+}
+
+/*
+ * Gives a new object to the caller. An object built in the work dir did not
+ * inherit from a setgid parent: new_owner() gives it here. chown clears
+ * setuid/setgid bits, so the mode is set again after it.
  */
 static int set_owner(struct unionfs *fs, int parent_fd, int dirfd, const char *name,
 		     const struct new_object *obj, const struct creds *creds)
 {
-	mode_t mode = obj->mode & 07777;
-	gid_t gid = creds->gid;
 	struct stat parent;
+	mode_t mode;
+	gid_t gid;
 
 	if (fstat(parent_fd, &parent) < 0)
 		return -errno;
-	/* Built in the work dir, the object did not inherit from a setgid parent: give it here. */
-	if (parent.st_mode & S_ISGID) {
-		gid = parent.st_gid;
-		if (S_ISDIR(obj->mode))
-			mode |= S_ISGID;
-	}
-	/* As the kernel does: no setgid file for a group its creator is not in. */
-	if (!S_ISDIR(obj->mode) && (mode & S_ISGID) && creds->uid != 0 && gid != creds->gid)
-		mode &= ~S_ISGID;
+	new_owner(&parent, obj, creds, &gid, &mode);
 	if (fs->privileged && fchownat(dirfd, name, creds->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	/* chown clears setuid/setgid: set the mode again. */
@@ -111,8 +122,8 @@ static int set_file_owner(struct unionfs *fs, int parent_fd, int fd, const struc
 			  const struct creds *creds, struct stat *st)
 {
 	mode_t mode = obj->mode & 07777;
-	gid_t gid = creds->gid;
 	struct stat parent;
+	gid_t gid;
 	int r;
 
 	if (fstat(fd, st) < 0)
@@ -122,10 +133,7 @@ static int set_file_owner(struct unionfs *fs, int parent_fd, int fd, const struc
 		return (st->st_mode & 07777) == mode ? 0 : RET_NERRNO(fchmod(fd, mode));
 	if (fstat(parent_fd, &parent) < 0)
 		return -errno;
-	if (parent.st_mode & S_ISGID)
-		gid = parent.st_gid;
-	if ((mode & S_ISGID) && creds->uid != 0 && gid != creds->gid)
-		mode &= ~S_ISGID;
+	new_owner(&parent, obj, creds, &gid, &mode);
 	if (!fs->privileged || (st->st_uid == creds->uid && st->st_gid == gid))
 		r = (st->st_mode & 07777) == mode ? 0 : RET_NERRNO(fchmod(fd, mode));
 	else if (fchown(fd, creds->uid, gid) < 0)
@@ -179,7 +187,7 @@ int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struc
 {
 	int upper = dir_upper_fd(fs, dir), wh, r;
 	struct stat cur;
-	bool lower, overlay_whiteout;
+	bool lower, overlay_whiteout, made_here = false;
 
 	*fd = -EBADF;
 	if (upper < 0)
@@ -195,15 +203,9 @@ int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struc
 			if (r < 0)
 				undo_make(upper, name, obj, fd);
 		}
-		if (r == 0) {
-			dir_listing_invalidate(dir);
-			r = namei_lookup_made(fs, dir, name, st, out, st);
-			if (r < 0)
-				closep(fd);
-			return r;
-		}
+		made_here = r == 0;
 		if (r != -EEXIST)
-			return r;
+			goto made;
 	}
 	wh = whiteout_present(upper, name);
 	if (!wh && lower)
@@ -220,10 +222,13 @@ int dir_make(struct unionfs *fs, struct node *dir, const char *name, const struc
 				undo_make(upper, name, obj, fd);
 		}
 	}
+made:
 	if (r < 0)
 		return r;
 	dir_listing_invalidate(dir);
-	r = namei_lookup(fs, dir, name, out, st);
+	/* Made here, *st already holds its attributes. */
+	r = made_here ? namei_lookup_made(fs, dir, name, st, out, st)
+		      : namei_lookup(fs, dir, name, out, st);
 	if (r < 0)
 		closep(fd);
 	return r;
@@ -278,14 +283,17 @@ int dir_name_upper_link(struct unionfs *fs, struct node *node, int upper, const 
 	return r < 0 ? r : nlink_upper_link_added(fs, node);
 }
 
+/* dir_prepare_group_name() for a node known to be a tracked group. */
+static int give_group_name(struct unionfs *fs, struct node *node, int upper, const char *name)
+{
+	int r = copyup(fs, node, true);
+
+	return r < 0 ? r : dir_name_upper_link(fs, node, upper, name);
+}
+
 int dir_prepare_group_name(struct unionfs *fs, struct node *node, int upper, const char *name)
 {
-	int r;
-
-	if (!nlink_tracked(fs, node))
-		return 0;
-	r = copyup(fs, node, true);
-	return r < 0 ? r : dir_name_upper_link(fs, node, upper, name);
+	return nlink_tracked(fs, node) ? give_group_name(fs, node, upper, name) : 0;
 }
 
 /* found: the branch where the lookup of name found its object. */
@@ -293,21 +301,22 @@ static int remove_name(struct unionfs *fs, struct node *dir, const char *name, s
 		       uint16_t found)
 {
 	int upper = dir_upper_fd(fs, dir), r;
-	bool child_upper;
+	bool child_upper, group;
 	struct stat st;
 
 	if (upper < 0)
 		return upper;
+	group = !S_ISDIR(child->type) && nlink_tracked(fs, child);
 	/*
 	 * Found below by this very name (so none in the upper dir), and no hard-link
 	 * group to give an upper name first: a whiteout is all it takes.
 	 */
-	if (found != 0 && !fs->udba_reval && (S_ISDIR(child->type) || !nlink_tracked(fs, child))) {
+	if (found != 0 && !fs->udba_reval && !group) {
 		r = whiteout_put(fs, upper, name, false);
 		dir_listing_invalidate(dir);
 		return r;
 	}
-	r = S_ISDIR(child->type) ? 0 : dir_prepare_group_name(fs, child, upper, name);
+	r = group ? give_group_name(fs, child, upper, name) : 0;
 	if (r < 0)
 		return r;
 	/* A hard link's node may live under another name: ask the branch, not the node. */
