@@ -81,6 +81,7 @@ bad "bad option value (max_files=abc)" "max_files" "$M" -o "max_files=abc,lowerd
 bad "bad option value (udba=bogus)" "udba" "$M" -o "udba=bogus,lowerdir=$A:$B"
 bad "bad option value (whiteout=bogus)" "whiteout" "$M" -o "whiteout=bogus,lowerdir=$A:$B"
 bad "bad option value (redirect_dir=bogus)" "redirect_dir" "$M" -o "redirect_dir=bogus,lowerdir=$A:$B"
+bad "bad option value (uring=bogus)" "uring" "$M" -o "uring=bogus,lowerdir=$A:$B"
 bad "mount point missing" "mount" "" -o "br=$A=ro:$B=ro"
 bad "mount point does not exist" "$T_TMP/nomnt" "" -o "br=$A=ro" "$T_TMP/nomnt"
 rmdir "$T_TMP/nomnt" 2>/dev/null
