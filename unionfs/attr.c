@@ -116,6 +116,7 @@ int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr,
 		 int write_fd, struct stat *out)
 {
 	bool data = !((to_set & ATTR_SET_SIZE) && attr->st_size == 0);
+	_cleanup_close_ int own = -EBADF;
 	int fd, r;
 
 	/*
@@ -127,7 +128,9 @@ int attr_setattr(struct unionfs *fs, struct node *node, const struct stat *attr,
 	r = to_set & ATTR_SET_SIZE ? copyup(fs, node, data) : copyup_meta(fs, node);
 	if (r < 0)
 		return r;
-	fd = node_fd(node);
+	fd = node_use_fd(node, &own);
+	if (fd < 0)
+		return fd;
 	if (to_set & (ATTR_SET_UID | ATTR_SET_GID)) {
 		uid_t uid = to_set & ATTR_SET_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & ATTR_SET_GID ? attr->st_gid : (gid_t)-1;

@@ -21,6 +21,7 @@
 #include "lib/macro.h"
 #include "lib/path.h"
 #include "lib/xattr.h"
+#include "unionfs/handle.h"
 #include "unionfs/inode.h"
 #include "unionfs/nlink.h"
 #include "unionfs/readdir.h"
@@ -159,33 +160,48 @@ static int keep_data_source(struct layer_set *set, const struct layer_set *old)
 	return set->name ? 0 : -ENOMEM;
 }
 
+/* A copied-up directory still merges the lower ones its old set had: n in all. */
+static int keep_lower_dirs(struct layer_set *set, const struct layer_set *old, uint16_t n)
+{
+	for (uint16_t i = 0; set->n < n; i++) {
+		int fd = fcntl(old->v[i].fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return -errno;
+		set->v[set->n] = old->v[i];
+		set->v[set->n++].fd = fd;
+	}
+	return 0;
+}
+
+/* Takes upper_fd in every case. */
 static int publish(struct node *node, const struct layer_set *old, int upper_fd, bool indexed,
 		   bool metacopy)
 {
+	_cleanup_close_ int upper = upper_fd;
 	uint16_t n = S_ISDIR(node->type) ? old->n + 1 : 1;
 	struct layer_set *set = layer_set_new(n);
+	int r = -ENOMEM;
 
 	if (!set)
-		return -ENOMEM;
+		return r;
 	set->indexed = indexed;
-	if (metacopy && keep_data_source(set, old) < 0) {
-		layer_set_free(set);
-		return -ENOMEM;
+	if (metacopy && keep_data_source(set, old) < 0)
+		goto fail;
+	if (S_ISDIR(node->type)) {
+		set->v[set->n++] = (struct node_layer){.fd = TAKE_FD(upper), .branch = 0};
+		r = keep_lower_dirs(set, old, n);
+	} else {
+		r = handle_keep(set, TAKE_FD(upper));
 	}
-	set->v[set->n++] = (struct node_layer){.fd = upper_fd, .branch = 0};
-	for (uint16_t i = 0; set->n < n; i++) {
-		int fd = fcntl(old->v[i].fd, F_DUPFD_CLOEXEC, 3);
-		if (fd < 0) {
-			layer_set_free(set);
-			return -errno;
-		}
-		set->v[set->n++] = old->v[i];
-		set->v[set->n - 1].fd = fd;
-	}
+	if (r < 0)
+		goto fail;
 	pthread_mutex_lock(&node->lock);
 	node_replace_layers(node, set);
 	pthread_mutex_unlock(&node->lock);
 	return 0;
+fail:
+	layer_set_free(set);
+	return r;
 }
 
 /* The upper object's fd to keep: never a writable one (it would make exec fail with ETXTBSY). */
@@ -315,7 +331,7 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data, bo
 		meta_only = false;
 	}
 	/* Only a file reached by name in its lower dir can leave its data there. */
-	if (!old->name || old->v[0].fd >= 0)
+	if (!old->name || !layer_set_by_name(old))
 		meta_only = false;
 	if (S_ISREG(st.st_mode) && with_data && !meta_only && (old->metacopy || !readable)) {
 		data_fd = node_open(node, O_RDONLY);
@@ -347,10 +363,8 @@ static int copy_object(struct unionfs *fs, struct node *node, bool with_data, bo
 	keep = keepable_fd(dst, st.st_mode);
 	r = keep < 0 ? keep
 		     : publish(node, old, keep, S_ISREG(st.st_mode) && st.st_nlink > 1, meta_only);
-	if (r < 0) {
-		closep(&keep);
+	if (r < 0)
 		return r;
-	}
 	dir_listing_invalidate(node->parent);
 	return 0;
 }

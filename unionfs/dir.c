@@ -238,7 +238,8 @@ int dir_link(struct unionfs *fs, struct node *node, struct node *dir, const char
 	     struct node **out, struct stat *st)
 {
 	char proc[32];
-	int upper, r;
+	_cleanup_close_ int own = -EBADF;
+	int upper, fd, r;
 
 	r = copyup(fs, node, true);
 	if (r < 0)
@@ -251,8 +252,11 @@ int dir_link(struct unionfs *fs, struct node *node, struct node *dir, const char
 		if (r < 0)
 			return r;
 	}
-	r = RET_NERRNO(linkat(AT_FDCWD, path_fd_proc(node_fd(node), proc, sizeof(proc)), upper,
-			      name, AT_SYMLINK_FOLLOW));
+	fd = node_use_fd(node, &own);
+	if (fd < 0)
+		return fd;
+	r = RET_NERRNO(
+	    linkat(AT_FDCWD, path_fd_proc(fd, proc, sizeof(proc)), upper, name, AT_SYMLINK_FOLLOW));
 	if (r < 0)
 		return r;
 	dir_listing_invalidate(dir);
@@ -273,13 +277,17 @@ static int discard(struct unionfs *fs, int upper, const char *name)
 int dir_name_upper_link(struct unionfs *fs, struct node *node, int upper, const char *name)
 {
 	char proc[PATH_FD_PROC_SIZE];
+	_cleanup_close_ int own = -EBADF;
 	struct stat st;
-	int r;
+	int fd, r;
 
 	if (S_ISDIR(node->type) || fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
-	r = RET_NERRNO(linkat(AT_FDCWD, path_fd_proc(node_fd(node), proc, sizeof(proc)), upper,
-			      name, AT_SYMLINK_FOLLOW));
+	fd = node_use_fd(node, &own);
+	if (fd < 0)
+		return fd;
+	r = RET_NERRNO(
+	    linkat(AT_FDCWD, path_fd_proc(fd, proc, sizeof(proc)), upper, name, AT_SYMLINK_FOLLOW));
 	return r < 0 ? r : nlink_upper_link_added(fs, node);
 }
 

@@ -45,7 +45,7 @@ static int open_for_write(struct unionfs *fs, struct node *node, int flags, uint
 
 static bool is_small_lower(const struct layer_set *set)
 {
-	return set->v[0].fd < 0 && set->size < PASSTHROUGH_MIN_SIZE;
+	return layer_set_by_name(set) && set->size < PASSTHROUGH_MIN_SIZE;
 }
 
 /*

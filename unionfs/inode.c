@@ -12,6 +12,7 @@
 
 #include "lib/macro.h"
 #include "lib/path.h"
+#include "unionfs/handle.h"
 #include "unionfs/readdir.h"
 
 #define INITIAL_BUCKETS 4096
@@ -225,6 +226,7 @@ void layer_set_free(struct layer_set *set)
 		return;
 	for (uint16_t i = 0; i < set->n; i++)
 		closep(&set->v[i].fd);
+	handle_release(set);
 	free(set->name);
 	free(set);
 }
@@ -259,10 +261,26 @@ int node_stat(const struct node *node, struct stat *st)
 {
 	const struct layer_set *set = node_layers(node);
 
-	if (set->v[0].fd >= 0)
-		return RET_NERRNO(
-		    fstatat(set->v[0].fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
-	return RET_NERRNO(fstatat(set->parent_fd, set->name, st, AT_SYMLINK_NOFOLLOW));
+	_cleanup_close_ int own = -EBADF;
+	int fd;
+
+	if (layer_set_by_name(set))
+		return RET_NERRNO(fstatat(set->parent_fd, set->name, st, AT_SYMLINK_NOFOLLOW));
+	fd = layer_set_use_fd(set, &own);
+	return fd < 0 ? fd : RET_NERRNO(fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+}
+
+int layer_set_use_fd(const struct layer_set *set, int *own)
+{
+	if (set->v[0].fd >= 0 || !set->handle)
+		return set->v[0].fd;
+	*own = handle_open(set, O_PATH);
+	return *own;
+}
+
+int node_use_fd(const struct node *node, int *own)
+{
+	return layer_set_use_fd(node_layers(node), own);
 }
 
 int node_open(const struct node *node, int flags)
@@ -280,6 +298,8 @@ int node_open_branch(const struct node *node, int flags, uint16_t *branch)
 	if (set->metacopy && !(flags & O_PATH))
 		return RET_NERRNO(
 		    openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));
+	if (set->handle)
+		return handle_open(set, flags | O_NOFOLLOW);
 	if (set->v[0].fd < 0)
 		return RET_NERRNO(
 		    openat(set->parent_fd, set->name, flags | O_NOFOLLOW | O_CLOEXEC));

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct dir_listing;
+struct file_handle;
 
 /* One real object behind a node: a directory has one per merged branch, top first. */
 struct node_layer {
@@ -47,6 +48,12 @@ struct layer_set {
 	 */
 	bool metacopy;
 	uint16_t data_branch;
+	/*
+	 * v[0], a writable-branch non-directory past the fd budget, is kept by
+	 * file handle (handle.h): v[0].fd < 0, and each use opens it.
+	 */
+	struct file_handle *handle;
+	bool fd_counted; /* v[0].fd counts against handle.c's budget */
 	uint16_t n;
 	struct node_layer v[];
 };
@@ -127,11 +134,25 @@ static inline struct layer_set *node_layers(const struct node *node)
 	return __atomic_load_n(&node->layers, __ATOMIC_ACQUIRE);
 }
 
-/* The top-most real object's fd: directories and objects of the writable branch only. */
+/* The top-most real object's fd: directories only (a file may be kept by handle). */
 static inline int node_fd(const struct node *node)
 {
 	return node_layers(node)->v[0].fd;
 }
+
+/* Whether the top-most object is reached as name in parent_fd: a lower non-directory. */
+static inline bool layer_set_by_name(const struct layer_set *set)
+{
+	return set->v[0].fd < 0 && !set->handle;
+}
+
+/*
+ * An fd on the top-most object of a directory or a writable-branch object,
+ * for one use: the one the set keeps, or one opened by handle into *own,
+ * which the caller closes (start it at -EBADF).
+ */
+int layer_set_use_fd(const struct layer_set *set, int *own);
+int node_use_fd(const struct node *node, int *own);
 
 /* fstatat of the top-most object, without following a symlink. */
 int node_stat(const struct node *node, struct stat *st);

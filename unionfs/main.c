@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "unionfs/devread.h"
+#include "unionfs/handle.h"
 #include "unionfs/namei.h"
 #include "unionfs/ops.h"
 #include "unionfs/options.h"
@@ -49,6 +50,9 @@ static void usage(void)
 	       "  -o uring=on|off         requests through io_uring, one queue per CPU, when the\n"
 	       "                          kernel offers it (Linux 6.14+, fuse.enable_uring=1);\n"
 	       "                          default off\n"
+	       "  -o file_fds=N           files of the writable branch that keep an fd; past N\n"
+	       "                          they are reopened by file handle (default: half the\n"
+	       "                          fd limit)\n"
 	       "  -o nodev,nosuid         as root, dev and suid are on by default\n"
 	       "  -o ro                   read-only mount (also when no branch is writable)\n"
 	       "  -o allow_other          let other users in (permissions are always checked)\n"
@@ -151,8 +155,8 @@ static void configure(struct unionfs *fs, const struct unionfs_options *o)
 	fs->debug = o->debug;
 	fs->privileged = geteuid() == 0;
 	fs->uring.wanted = o->uring && strcmp(o->uring, "on") == 0;
-	fs->pt.wanted = !(o->passthrough && strcmp(o->passthrough, "off") == 0) &&
-			passthrough_capable();
+	fs->pt.wanted =
+	    !(o->passthrough && strcmp(o->passthrough, "off") == 0) && passthrough_capable();
 }
 
 /*
@@ -206,6 +210,20 @@ static void raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/*
+ * Writable-branch files past -o file_fds, by default half the fd limit, are
+ * kept by handle (handle.h): the rest is left to directories and open files.
+ */
+static void keep_files_by_handle(struct unionfs *fs, const struct unionfs_options *o)
+{
+	struct rlimit rl;
+
+	if (fs->read_only || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (!handle_setup(fs->branches.v[0].fd, o->file_fds_set ? o->file_fds : rl.rlim_cur / 2))
+		log_debug("files of the writable branch keep an fd each: no file handles there");
 }
 
 /*
@@ -324,6 +342,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	raise_fd_limit();
+	keep_files_by_handle(&fs, &o);
 	drop_quota_override();
 	if (node_table_init(&fs.nodes) < 0 || namei_make_root(&fs) < 0 ||
 	    build_fuse_args(&fs, &o, &args) < 0) {
@@ -334,6 +353,7 @@ int main(int argc, char **argv)
 	whiteout_drop_shared(&fs);
 	node_free(fs.root);
 	node_table_destroy(&fs.nodes);
+	handle_teardown();
 out:
 	fuse_opt_free_args(&args);
 	branch_table_free(&fs.branches);

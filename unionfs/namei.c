@@ -20,6 +20,7 @@
 #include "lib/macro.h"
 #include "lib/path.h"
 #include "unionfs/copyup.h"
+#include "unionfs/handle.h"
 #include "unionfs/inode.h"
 #include "unionfs/nlink.h"
 #include "unionfs/readdir.h"
@@ -335,8 +336,12 @@ static int make_node(struct unionfs *fs, struct node *dir, const char *name, str
 	}
 	if (r < 0 && r != -EBADF)
 		goto fail;
-	set->v[set->n++] = (struct node_layer){.fd = r, .branch = branch};
-	r = is_dir ? open_lower_dirs(fs, f, name, set) : 0;
+	if (!is_dir && branch == 0 && !fs->read_only) {
+		r = handle_keep(set, r);
+	} else {
+		set->v[set->n++] = (struct node_layer){.fd = r, .branch = branch};
+		r = is_dir ? open_lower_dirs(fs, f, name, set) : 0;
+	}
 	if (r < 0)
 		goto fail;
 	node = node_new(ino, f->st.st_mode & S_IFMT, dir, name, set);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "lib/macro.h"
 #include "lib/xattr.h"
 #include "unionfs/inode.h"
 #include "unionfs/unionfs.h"
@@ -30,6 +31,16 @@ static int read_delta(const struct unionfs *fs, int fd, long *d)
 	return 0;
 }
 
+/* read_delta() of a set's top-most object, which may be kept by handle. */
+static int read_layers_delta(const struct unionfs *fs, const struct layer_set *layers, long *d)
+{
+	_cleanup_close_ int own = -EBADF;
+	int fd = layer_set_use_fd(layers, &own);
+
+	*d = 0;
+	return fd < 0 ? fd : read_delta(fs, fd, d);
+}
+
 static int write_delta(const struct unionfs *fs, int fd, long delta)
 {
 	char buf[24];
@@ -45,9 +56,12 @@ int nlink_init_index(struct unionfs *fs, int fd, nlink_t lower_nlink)
 
 int nlink_upper_link_added_locked(struct unionfs *fs, struct node *node)
 {
-	int fd = node_fd(node);
+	_cleanup_close_ int own = -EBADF;
+	int fd = node_use_fd(node, &own);
 	long d;
 
+	if (fd < 0)
+		return fd;
 	if (read_delta(fs, fd, &d) == -ENODATA)
 		return 0; /* not a group from below: the union counts as the file system does */
 	return write_delta(fs, fd, d - 1);
@@ -67,14 +81,15 @@ static bool may_have_delta(const struct unionfs *fs, const struct layer_set *lay
 			   const struct stat *st)
 {
 	return !fs->read_only && S_ISREG(st->st_mode) && layers->v[0].branch == 0 &&
-	       layers->v[0].fd >= 0 && (layers->unnamed || layers->indexed || st->st_nlink >= 2);
+	       !layer_set_by_name(layers) &&
+	       (layers->unnamed || layers->indexed || st->st_nlink >= 2);
 }
 
 void nlink_report(const struct unionfs *fs, const struct layer_set *layers, struct stat *st)
 {
 	long d, n;
 
-	if (!may_have_delta(fs, layers, st) || read_delta(fs, layers->v[0].fd, &d) < 0)
+	if (!may_have_delta(fs, layers, st) || read_layers_delta(fs, layers, &d) < 0)
 		return;
 	n = (long)st->st_nlink + d;
 	st->st_nlink = n > 0 ? (nlink_t)n : 0;
@@ -91,5 +106,5 @@ bool nlink_tracked(const struct unionfs *fs, const struct node *node)
 	if (layers->v[0].branch != 0 || layers->unnamed)
 		return st.st_nlink > 1 || layers->unnamed;
 	/* An index copy whose upper names are all gone has one link: the index's. */
-	return (st.st_nlink >= 2 || layers->indexed) && read_delta(fs, layers->v[0].fd, &d) == 0;
+	return (st.st_nlink >= 2 || layers->indexed) && read_layers_delta(fs, layers, &d) == 0;
 }

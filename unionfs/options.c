@@ -42,6 +42,7 @@ static const struct fuse_opt option_table[] = {
     OPT("index=%s", index, 0),
     OPT("xino=%s", xino, 0),
     OPT("max_files=%s", max_files_str, 0),
+    OPT("file_fds=%s", file_fds_str, 0),
     OPT("volatile", volatile_mode, 1),
     OPT("cow", cow, 1),
     OPT("hide_meta_files", hide_meta_files, 1),
@@ -168,6 +169,24 @@ static void check_value(struct unionfs_options *o, const char *name, const char 
 		set_error(o, "invalid value '%s' for option '%s'", value, name);
 }
 
+/* A decimal count option: whether it was given (and valid). */
+static bool check_count(struct unionfs_options *o, const char *name, const char *value,
+			unsigned *out)
+{
+	char *end;
+	unsigned long n;
+
+	if (!value)
+		return false;
+	n = strtoul(value, &end, 10);
+	if (!*value || *end || n > UINT_MAX || value[0] == '-') {
+		set_error(o, "invalid value '%s' for option '%s'", value, name);
+		return false;
+	}
+	*out = (unsigned)n;
+	return true;
+}
+
 static void check_values(struct unionfs_options *o)
 {
 	static const char *const on_off[] = {"on", "off", NULL};
@@ -184,14 +203,8 @@ static void check_values(struct unionfs_options *o)
 	check_value(o, "redirect_dir", o->redirect_dir, redirect);
 	check_value(o, "index", o->index, on_off);
 	check_value(o, "xino", o->xino, xino);
-	if (o->max_files_str) {
-		char *end;
-		unsigned long n = strtoul(o->max_files_str, &end, 10);
-		if (!*o->max_files_str || *end || n > UINT_MAX)
-			set_error(o, "invalid value '%s' for option 'max_files'", o->max_files_str);
-		else
-			o->max_files = (unsigned)n;
-	}
+	check_count(o, "max_files", o->max_files_str, &o->max_files);
+	o->file_fds_set = check_count(o, "file_fds", o->file_fds_str, &o->file_fds);
 }
 
 int options_parse(int argc, char **argv, struct unionfs_options *o)
@@ -208,10 +221,10 @@ int options_parse(int argc, char **argv, struct unionfs_options *o)
 
 void options_free(struct unionfs_options *o)
 {
-	char **strings[] = {&o->br,    &o->lowerdir, &o->upperdir,     &o->workdir,
-			    &o->udba,  &o->whiteout, &o->metacopy,     &o->redirect_dir,
-			    &o->index, &o->xino,     &o->max_files_str, &o->passthrough,
-			    &o->uring};
+	char **strings[] = {&o->br,    &o->lowerdir,	&o->upperdir,	   &o->workdir,
+			    &o->udba,  &o->whiteout,	&o->metacopy,	   &o->redirect_dir,
+			    &o->index, &o->xino,	&o->max_files_str, &o->passthrough,
+			    &o->uring, &o->file_fds_str};
 
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
 		free(*strings[i]);

@@ -34,6 +34,9 @@ struct unionfs_options {
 	char *xino;
 	char *max_files_str;
 	unsigned max_files;
+	char *file_fds_str;
+	bool file_fds_set;
+	unsigned file_fds; /* writable-branch files that keep an fd (handle.h) */
 	int volatile_mode;
 	int cow, hide_meta_files, statfs_omit_ro; /* unionfs-fuse: accepted, always on/no-op */
 	int show_help, show_version, debug, read_only, nodev, nosuid;

@@ -111,21 +111,24 @@ ssize_t unionfs_xattr_list(struct node *node, char *list, size_t size)
 int unionfs_xattr_set(struct unionfs *fs, struct node *node, const char *name, const void *value,
 		      size_t size, int flags)
 {
-	int r;
+	_cleanup_close_ int own = -EBADF;
+	int fd, r;
 
 	if (unionfs_xattr_is_internal(name))
 		return -EOPNOTSUPP;
 	r = copyup_meta(fs, node);
 	if (r < 0)
 		return r;
-	r = xattr_set_fd(node_fd(node), name, value, size, flags);
+	fd = node_use_fd(node, &own);
+	r = fd < 0 ? fd : xattr_set_fd(fd, name, value, size, flags);
 	caps_changed(node);
 	return r;
 }
 
 int unionfs_xattr_remove(struct unionfs *fs, struct node *node, const char *name)
 {
-	int r;
+	_cleanup_close_ int own = -EBADF;
+	int fd, r;
 
 	if (unionfs_xattr_is_internal(name))
 		return -EOPNOTSUPP;
@@ -136,5 +139,8 @@ int unionfs_xattr_remove(struct unionfs *fs, struct node *node, const char *name
 			return (int)n;
 	}
 	r = copyup_meta(fs, node);
-	return r < 0 ? r : xattr_remove_fd(node_fd(node), name);
+	if (r < 0)
+		return r;
+	fd = node_use_fd(node, &own);
+	return fd < 0 ? fd : xattr_remove_fd(fd, name);
 }

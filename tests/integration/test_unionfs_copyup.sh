@@ -554,4 +554,72 @@ if check_fn "mount for the delete test" mount_unionfs "$DM" -o "lowerdir=$DL,upp
 	check_eq "the deleted dir is a whiteout" "c" "$(stat -c %F "$DU/sub/d" 2>/dev/null | cut -c1)"
 	T umount "$DM"
 fi
+
+# Files of the writable branch past -o file_fds (by default half the daemon's fd
+# limit) are kept by file handle instead of an fd each. A walk over more such
+# files than the fd limit then works (it failed with EMFILE), and every
+# operation on a file kept by handle works as on one that keeps its fd.
+FH=$T_TMP/fh
+mkdir -p "$FH/l" "$FH/u" "$FH/w"
+python3 - "$FH/u" <<'EOF'
+import os, sys
+for d in range(40):
+    os.mkdir(f"{sys.argv[1]}/d{d}")
+    for i in range(100):
+        with open(f"{sys.argv[1]}/d{d}/f{i}", "w") as f:
+            f.write(f"{d}/{i}\n")
+EOF
+echo lower >"$FH/l/lf"
+# fds the daemon holds; a huge number when there is no such daemon.
+fh_fds() { { [ -n "$1" ] && ls "/proc/$1/fd" 2>/dev/null; } | wc -l | sed 's/^0$/999999/'; }
+fh_pid() { daemons_of "$FH" | awk -v m="$FH/$1" '$NF == m {print $1; exit}'; }
+mkdir -p "$FH/m1"
+t_track_mount "$FH/m1"
+if check "mount with the daemon's fd limit at 512" \
+	prlimit --nofile=512:512 -- timeout -k 5 30 "$UNIONFS" -o "lowerdir=$FH/l,upperdir=$FH/u,workdir=$FH/w" "$FH/m1"; then
+	wait_mounted "$FH/m1" 50
+	pid=$(fh_pid m1)
+	limit=$(awk '/Max open files/ {print $4}' "/proc/${pid:-none}/limits" 2>/dev/null)
+	if [ "${limit:-0}" -le 512 ]; then
+		check_eq "find -ls over 4000 upper files with 512 fds: no error" "" \
+			"$(find "$FH/m1" -ls 2>&1 >/dev/null | head -n 3)"
+		check_eq "and it saw every file" "4001" "$(find "$FH/m1" -type f | wc -l)"
+		check "the daemon stays under its fd limit ($(fh_fds "$pid") fds open)" test "$(fh_fds "$pid")" -lt 512
+	else
+		echo "skip - fd limit walk: the daemon raised its fd limit to $limit (CAP_SYS_RESOURCE)"
+	fi
+	T umount "$FH/m1"
+fi
+if check_fn "mount with -o file_fds=0" mount_unionfs "$FH/m" -o "lowerdir=$FH/l,upperdir=$FH/u,workdir=$FH/w,file_fds=0"; then
+	pid=$(fh_pid m)
+	ino=$(stat -c %i "$FH/m/d1/f1")
+	check_eq "a file kept by handle reads" "1/1" "$(cat "$FH/m/d1/f1")"
+	check "chmod, chown, truncate, touch -d on it" sh -c "chmod 640 '$FH/m/d1/f1' && chown 7:8 '$FH/m/d1/f1' && truncate -s 2 '$FH/m/d1/f1' && touch -d @1000000000 '$FH/m/d1/f1'"
+	check_eq "its attributes through the mount" "640 7 8 2 1000000000" "$(stat -c '%a %u %g %s %Y' "$FH/m/d1/f1")"
+	check_eq "and in the upper dir" "640 7 8 2 1000000000" "$(stat -c '%a %u %g %s %Y' "$FH/u/d1/f1")"
+	check "setfattr on it" setfattr -n user.k -v v "$FH/m/d1/f1"
+	check_eq "getfattr reads it back" "v" "$(getfattr --only-values -n user.k "$FH/m/d1/f1" 2>/dev/null)"
+	check "a hard link to it" ln "$FH/m/d1/f1" "$FH/m/d2/hl"
+	check_eq "both names: one inode, two links" "$ino 2 $ino 2" "$(stat -c '%i %h' "$FH/m/d1/f1" "$FH/m/d2/hl" | tr '\n' ' ' | sed 's/ $//')"
+	check "rename it across dirs" mv "$FH/m/d1/f1" "$FH/m/d3/moved"
+	check_eq "it keeps its inode after the rename" "$ino" "$(stat -c %i "$FH/m/d3/moved")"
+	check "append to it after the rename" sh -c "echo more >>'$FH/m/d3/moved'"
+	check_eq "the other name sees the write" "1/more" "$(cat "$FH/m/d2/hl" | tr '\n' ' ' | sed 's/ $//')"
+	check "a lower file copied up on write" sh -c "echo x >>'$FH/m/lf'"
+	check_eq "and kept by handle, it reads the copy" "lower x" "$(tr '\n' ' ' <"$FH/m/lf" | sed 's/ $//')"
+	check_eq "an open file unlinked still answers fstat, write and fchmod" "0 4 0o100600" \
+		"$(cd "$FH/m/d4" && python3 -c '
+import os
+fd = os.open("f9", os.O_RDWR | os.O_TRUNC); os.unlink("f9")
+os.write(fd, b"abcd"); os.fchmod(fd, 0o600); st = os.fstat(fd)
+print(st.st_nlink, st.st_size, oct(st.st_mode))')"
+	check "find -ls over all of them" sh -c "find '$FH/m' -ls >/dev/null"
+	check "the daemon kept few fds for 4000 files ($(fh_fds "$pid") open)" test "$(fh_fds "$pid")" -lt 200
+	T umount "$FH/m"
+	if check_fn "remount" mount_unionfs "$FH/m" -o "lowerdir=$FH/l,upperdir=$FH/u,workdir=$FH/w,file_fds=0"; then
+		check_eq "the file keeps its inode across the remount" "$ino" "$(stat -c %i "$FH/m/d3/moved")"
+		T umount "$FH/m"
+	fi
+fi
+rm -rf "$FH"
 t_summary

@@ -57,7 +57,7 @@ END_TEST
 START_TEST(unionfs_fuse_style_defaults_ro)
 {
 	const char *argv[] = {
-	    "unionfs",	"-o",	"cow,hide_meta_files,max_files=4096,statfs_omit_ro",
+	    "unionfs",	"-o",	"cow,hide_meta_files,max_files=4096,statfs_omit_ro,file_fds=0",
 	    "/a=RW:/b", "/mnt", NULL};
 	struct unionfs_options o;
 	struct branch_spec *b;
@@ -69,6 +69,8 @@ START_TEST(unionfs_fuse_style_defaults_ro)
 	ck_assert(b[0].writable);
 	ck_assert(!b[1].writable);
 	ck_assert_int_eq(o.max_files, 4096);
+	ck_assert(o.file_fds_set);
+	ck_assert_int_eq(o.file_fds, 0);
 	ck_assert_str_eq(options_fsname(&o), "unionfs");
 	branch_specs_free(b, n);
 	options_free(&o);
@@ -96,6 +98,7 @@ START_TEST(overlay_style_order_and_escape)
 	ck_assert_str_eq(b[2].path, "/l:2");
 	ck_assert(!b[2].writable);
 	ck_assert_int_eq(o.volatile_mode, 1);
+	ck_assert(!o.file_fds_set);
 	branch_specs_free(b, n);
 	options_free(&o);
 }
@@ -144,6 +147,8 @@ START_TEST(bad_inputs)
 	const char *both[] = {"unionfs", "-o", "br=/a,lowerdir=/b", "/mnt", NULL};
 	const char *no_work[] = {"unionfs", "-o", "lowerdir=/a,upperdir=/u", "/mnt", NULL};
 	const char *extra[] = {"unionfs", "/a", "/b", "/c", "/mnt", NULL};
+	const char *negative_count[] = {"unionfs", "-o", "br=/a,file_fds=-1", "/mnt", NULL};
+	const char *empty_count[] = {"unionfs", "-o", "br=/a,file_fds=", "/mnt", NULL};
 
 	expect_error(unknown, "unknown mount option 'frobnicate'");
 	expect_error(bad_value, "invalid value 'sometimes' for option 'udba'");
@@ -154,6 +159,8 @@ START_TEST(bad_inputs)
 	expect_error(both, "not both");
 	expect_error(no_work, "needs workdir");
 	expect_error(extra, "too many arguments");
+	expect_error(negative_count, "invalid value '-1' for option 'file_fds'");
+	expect_error(empty_count, "invalid value '' for option 'file_fds'");
 }
 END_TEST
 
