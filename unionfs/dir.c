@@ -340,7 +340,9 @@ static int remove_name(struct unionfs *fs, struct node *dir, const char *name, s
 	return r;
 }
 
-int dir_unlink(struct unionfs *fs, struct node *dir, const char *name)
+/* Looks name up and removes it if may_remove (0 or -errno) lets it go. */
+static int remove_if(struct unionfs *fs, struct node *dir, const char *name,
+		     int (*may_remove)(struct node *child, const struct stat *st))
 {
 	struct node *child;
 	struct stat st;
@@ -349,9 +351,21 @@ int dir_unlink(struct unionfs *fs, struct node *dir, const char *name)
 
 	if (r < 0)
 		return r;
-	r = S_ISDIR(st.st_mode) ? -EISDIR : remove_name(fs, dir, name, child, found);
+	r = may_remove(child, &st);
+	if (r == 0)
+		r = remove_name(fs, dir, name, child, found);
 	node_forget(&fs->nodes, child, 1);
 	return r;
+}
+
+static int may_unlink(struct node *child, const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) ? -EISDIR : 0;
+}
+
+int dir_unlink(struct unionfs *fs, struct node *dir, const char *name)
+{
+	return remove_if(fs, dir, name, may_unlink);
 }
 
 int dir_is_empty(struct node *dir)
@@ -368,21 +382,12 @@ int dir_is_empty(struct node *dir)
 	return r;
 }
 
+static int may_rmdir(struct node *child, const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) ? dir_is_empty(child) : -ENOTDIR;
+}
+
 int dir_rmdir(struct unionfs *fs, struct node *dir, const char *name)
 {
-	struct node *child;
-	struct stat st;
-	uint16_t found;
-	int r = namei_lookup_where(fs, dir, name, &child, &st, &found);
-
-	if (r < 0)
-		return r;
-	if (!S_ISDIR(st.st_mode))
-		r = -ENOTDIR;
-	else
-		r = dir_is_empty(child);
-	if (r == 0)
-		r = remove_name(fs, dir, name, child, found);
-	node_forget(&fs->nodes, child, 1);
-	return r;
+	return remove_if(fs, dir, name, may_rmdir);
 }
