@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,7 +63,11 @@ ssize_t devread(int fd, void *buf, size_t len)
 			return n;
 		if (now_ns() > until)
 			break;
-		__builtin_ia32_pause();
+		/*
+		 * Not a pause: the caller our reply woke may have been put on this CPU,
+		 * and would wait for the poll to end before it sends the next request.
+		 */
+		sched_yield();
 	}
 	for (;;) {
 		/* EINTR goes back to libfuse, which looks whether a signal ended the session. */
