@@ -198,6 +198,8 @@ static int publish(struct node *node, const struct layer_set *old, int upper_fd,
 	pthread_mutex_lock(&node->lock);
 	node_replace_layers(node, set);
 	pthread_mutex_unlock(&node->lock);
+	/* The copy may have got xattrs of its own: a security label, a default ACL. */
+	unionfs_xattr_changed(node);
 	return 0;
 fail:
 	layer_set_free(set);

@@ -83,11 +83,11 @@ struct node {
 	/* Taken out of the table (under the table lock): lookups make a new node. */
 	bool unhashed;
 	/*
-	 * security.capability, which the kernel asks for before every first write
-	 * to an inode: bit 0 set when known absent, the rest counts the changes of
-	 * xattrs that could have added it (xattr.c).
+	 * What is known absent from the object's xattrs, so that the kernel's
+	 * questions are answered without a system call: bit 0 security.capability,
+	 * bit 1 every name; the rest counts the changes that could add one (xattr.c).
 	 */
-	uint32_t caps_state;
+	uint32_t xattr_state;
 };
 
 struct node_table {

@@ -29,49 +29,32 @@ bool unionfs_xattr_is_internal(const char *name)
 
 /*
  * The kernel asks for security.capability before the first write to each
- * inode it has (re)read the attributes of: for a file just created, one
- * round trip per file. Its absence is remembered, unless the branches may
- * change behind our back (udba=reval): only a setxattr through us can add it.
+ * inode it has (re)read the attributes of (for a file just created, one round
+ * trip per file), and ls -l asks each file for security.selinux and its ACLs.
+ * What is absent is remembered in node->xattr_state, unless the branches may
+ * change behind our back (udba=reval): only a change through us (setxattr, a
+ * copy-up) can add a name.
  */
+#define XATTR_NO_CAPS 1u
+#define XATTR_NONE 2u	/* no name a caller may see */
+#define XATTR_LISTED 4u /* listed since the last change: XATTR_NONE is up to date */
+#define XATTR_CHANGE 8u
 static const char caps_name[] = "security.capability";
-
-static bool caps_cached(const struct unionfs *fs, const char *name)
-{
-	return !fs->udba_reval && strcmp(name, caps_name) == 0;
-}
 
 void unionfs_xattr_made(struct node *node)
 {
-	__atomic_fetch_or(&node->caps_state, 1u, __ATOMIC_RELEASE);
+	/* Not XATTR_NONE: a default ACL or a security module may have given it some. */
+	__atomic_fetch_or(&node->xattr_state, XATTR_NO_CAPS, __ATOMIC_RELEASE);
 }
 
-/* After a change of node's xattrs: a count up, the absence no longer known. */
-static void caps_changed(struct node *node)
+void unionfs_xattr_changed(struct node *node)
 {
-	uint32_t s = __atomic_load_n(&node->caps_state, __ATOMIC_RELAXED);
+	uint32_t s = __atomic_load_n(&node->xattr_state, __ATOMIC_RELAXED);
 
-	while (!__atomic_compare_exchange_n(&node->caps_state, &s, (s + 2) & ~1u, true,
+	while (!__atomic_compare_exchange_n(&node->xattr_state, &s,
+					    (s + XATTR_CHANGE) & ~(XATTR_CHANGE - 1), true,
 					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
-}
-
-ssize_t unionfs_xattr_get(struct unionfs *fs, struct node *node, const char *name, void *value,
-			  size_t size)
-{
-	_cleanup_close_ int fd = -EBADF;
-	bool caps = caps_cached(fs, name);
-	uint32_t s = caps ? __atomic_load_n(&node->caps_state, __ATOMIC_ACQUIRE) : 0;
-	ssize_t r;
-
-	if (unionfs_xattr_is_internal(name) || (s & 1))
-		return -ENODATA;
-	fd = node_open(node, O_PATH);
-	r = fd < 0 ? fd : xattr_get_fd(fd, name, value, size);
-	/* Unless a change came in between: then the answer may be older than it. */
-	if (caps && r == -ENODATA)
-		__atomic_compare_exchange_n(&node->caps_state, &s, s | 1, false, __ATOMIC_RELEASE,
-					    __ATOMIC_RELAXED);
-	return r;
 }
 
 /* Removes internal names from a NUL-separated list in place; returns the new length. */
@@ -88,6 +71,44 @@ static size_t filter_list(char *list, size_t len)
 		in += n;
 	}
 	return out;
+}
+
+/* Whether fd's object has no xattr a caller may see; false when unsure. */
+static bool shows_no_xattrs(int fd)
+{
+	char list[256];
+	ssize_t len = xattr_list_fd(fd, list, sizeof(list));
+
+	return len == 0 || len == -EOPNOTSUPP || (len > 0 && filter_list(list, (size_t)len) == 0);
+}
+
+/* What an ENODATA for name on fd tells about the object, in state s: one listing a change. */
+static uint32_t absent_after(int fd, const char *name, uint32_t s)
+{
+	uint32_t known = strcmp(name, caps_name) == 0 ? XATTR_NO_CAPS : 0;
+
+	if (!(s & XATTR_LISTED))
+		known |= XATTR_LISTED | (shows_no_xattrs(fd) ? XATTR_NONE : 0);
+	return known;
+}
+
+ssize_t unionfs_xattr_get(struct unionfs *fs, struct node *node, const char *name, void *value,
+			  size_t size)
+{
+	_cleanup_close_ int fd = -EBADF;
+	uint32_t s = fs->udba_reval ? 0 : __atomic_load_n(&node->xattr_state, __ATOMIC_ACQUIRE);
+	ssize_t r;
+
+	if (unionfs_xattr_is_internal(name) || (s & XATTR_NONE) ||
+	    ((s & XATTR_NO_CAPS) && strcmp(name, caps_name) == 0))
+		return -ENODATA;
+	fd = node_open(node, O_PATH);
+	r = fd < 0 ? fd : xattr_get_fd(fd, name, value, size);
+	/* Unless a change came in between: then the answer may be older than it. */
+	if (r == -ENODATA && !fs->udba_reval)
+		__atomic_compare_exchange_n(&node->xattr_state, &s, s | absent_after(fd, name, s),
+					    false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	return r;
 }
 
 ssize_t unionfs_xattr_list(struct node *node, char *list, size_t size)
@@ -121,7 +142,7 @@ int unionfs_xattr_set(struct unionfs *fs, struct node *node, const char *name, c
 		return r;
 	fd = node_use_fd(node, &own);
 	r = fd < 0 ? fd : xattr_set_fd(fd, name, value, size, flags);
-	caps_changed(node);
+	unionfs_xattr_changed(node);
 	return r;
 }
 

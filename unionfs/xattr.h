@@ -17,6 +17,8 @@ ssize_t unionfs_xattr_get(struct unionfs *fs, struct node *node, const char *nam
 
 /* node's object was just made by us, so it has no security.capability. */
 void unionfs_xattr_made(struct node *node);
+/* node's object changed in a way that may have given it xattrs (a copy-up). */
+void unionfs_xattr_changed(struct node *node);
 
 /* As listxattr(2), without internal names. */
 ssize_t unionfs_xattr_list(struct node *node, char *list, size_t size);

@@ -622,4 +622,36 @@ print(st.st_nlink, st.st_size, oct(st.st_mode))')"
 	fi
 fi
 rm -rf "$FH"
+# Absent xattrs are remembered per node (ls -l asks every file for three names
+# the kernel never caches), and a change through the mount shows at once.
+XA=$T_TMP/xa
+mkdir -p "$XA/l" "$XA/u/dacl" "$XA/w"
+echo a >"$XA/l/f"
+echo b >"$XA/l/g"
+echo c >"$XA/l/h"
+setfattr -n user.k -v v "$XA/l/g"
+setfattr -n user.k -v w "$XA/l/h"
+if check_fn "mount for the xattr cache" mount_unionfs "$XA/m" -o "lowerdir=$XA/l,upperdir=$XA/u,workdir=$XA/w"; then
+	check_fails "a lower file without xattrs: getfattr user.a fails" getfattr -n user.a "$XA/m/f"
+	check_fails "and fails again" getfattr -n user.a "$XA/m/f"
+	check "setfattr user.a on it" setfattr -n user.a -v 1 "$XA/m/f"
+	check_eq "getfattr then reads it" "1" "$(getfattr --only-values -n user.a "$XA/m/f" 2>/dev/null)"
+	check "removexattr user.a" setfattr -x user.a "$XA/m/f"
+	check_fails "getfattr then fails" getfattr -n user.a "$XA/m/f"
+	check_fails "a lower file with user.k: user.z fails" getfattr -n user.z "$XA/m/g"
+	check_eq "and user.k reads" "v" "$(getfattr --only-values -n user.k "$XA/m/g" 2>/dev/null)"
+	check_fails "user.z of another lower file fails" getfattr -n user.z "$XA/m/h"
+	check "chmod copies it up" chmod 600 "$XA/m/h"
+	check_eq "the copy shows user.k" "w" "$(getfattr --only-values -n user.k "$XA/m/h" 2>/dev/null)"
+	if setfacl -d -m u:65534:rwx "$XA/u/dacl" 2>/dev/null; then
+		check "a file made in a dir with a default ACL" sh -c "echo n >'$XA/m/dacl/new'"
+		check_fails "its security.selinux is absent" getfattr -n security.selinux "$XA/m/dacl/new"
+		check_eq "its inherited ACL shows" "user:65534:rwx" \
+			"$(getfacl -n --omit-header "$XA/m/dacl/new" 2>/dev/null | grep -o '^user:65534:rwx')"
+	else
+		echo "skip - default ACL: setfacl refused on the upper file system"
+	fi
+	T umount "$XA/m"
+fi
+rm -rf "$XA"
 t_summary
