@@ -42,9 +42,11 @@ check_eq "no io_uring queue" 0 "$(uring_fds "$PID")"
 # The same race as in 5 below, through /dev/fuse: the session thread and the slow lane.
 stress() {
 	for d in 0 1 2 3; do mkdir -p "$D/mnt/d$d"; done
+	# wait PID, not wait -n: a non-interactive shell forgets a job that ended before the
+	# wait -n (127, "no unwaited-for children"), which made this fail at times.
 	check "4 processes x 5 s of random operations on shared names ($1)" bash -c \
-		"for s in 1 2 3 4; do python3 '$here/helpers/stress.py' '$D/mnt' \$s 5 & done; \
-		 r=0; for j in 1 2 3 4; do wait -n || r=1; done; exit \$r"
+		"p=(); for s in 1 2 3 4; do python3 '$here/helpers/stress.py' '$D/mnt' \$s 5 & p+=(\$!); done; \
+		 r=0; for j in \"\${p[@]}\"; do wait \$j || r=1; done; exit \$r"
 	check "the daemon is still there ($1)" kill -0 "$PID"
 }
 stress "/dev/fuse"
