@@ -118,9 +118,11 @@ def build_lowers(seed, l1, l2):
     for d in ("dir1", "sub"):
         sub2 = os.path.join(l2, d)
         sub1 = os.path.join(l1, d)
-        if os.path.isdir(sub2) and os.path.isdir(sub1) and not os.path.islink(sub1) \
+        if os.path.isdir(sub2) and not os.path.islink(sub2) and os.path.isdir(sub1) \
+                and not os.path.islink(sub1) \
                 and "trusted.overlay.opaque" not in os.listxattr(sub1):
-            # (the kernel lists whiteouts inside a lower opaque dir: none there)
+            # (the kernel lists whiteouts in a dir that merges nothing, as an opaque dir
+            # or one over a symlink to a dir: none there)
             cands = sorted(set(os.listdir(sub2)) - set(os.listdir(sub1)))
             if cands and "lower-whiteout" not in OFF:
                 os.mknod(os.path.join(sub1, rng.choice(cands)), stat.S_IFCHR, os.makedev(0, 0))
