@@ -40,6 +40,3 @@ void handle_release(struct layer_set *set);
 
 /* Opens the object of a set kept by handle, with open(2) flags (O_PATH too). */
 int handle_open(const struct layer_set *set, int flags);
-
-/* How many fds are kept now, for tests and the debug log. */
-size_t handle_kept_fds(void);

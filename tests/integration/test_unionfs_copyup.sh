@@ -621,6 +621,20 @@ print(st.st_nlink, st.st_size, oct(st.st_mode))')"
 		T umount "$FH/m"
 	fi
 fi
+# A file system mounted inside the upper dir: its files keep their fds, since
+# its handles mean nothing to the branch's file system.
+mkdir -p "$FH/u/tm"
+t_track_mount "$FH/u/tm"
+if check "a tmpfs mounted inside the upper dir" mount -t tmpfs -o size=1m tmpfs "$FH/u/tm"; then
+	echo t >"$FH/u/tm/f"
+	if check_fn "mount with -o file_fds=0 over it" mount_unionfs "$FH/m" -o "lowerdir=$FH/l,upperdir=$FH/u,workdir=$FH/w,file_fds=0"; then
+		check_eq "a file on the tmpfs reads" "t" "$(cat "$FH/m/tm/f")"
+		check "and takes a chmod" chmod 600 "$FH/m/tm/f"
+		check_eq "which shows in the tmpfs" "600" "$(stat -c %a "$FH/u/tm/f")"
+		T umount "$FH/m"
+	fi
+	T umount "$FH/u/tm"
+fi
 rm -rf "$FH"
 # Absent xattrs are remembered per node (ls -l asks every file for three names
 # the kernel never caches), and a change through the mount shows at once.
