@@ -234,12 +234,23 @@ made:
 	return r;
 }
 
+/* A new name in upper for node's upper object (which may be kept by handle). */
+static int link_upper_object(struct node *node, int upper, const char *name)
+{
+	char proc[PATH_FD_PROC_SIZE];
+	_cleanup_close_ int own = -EBADF;
+	int fd = node_use_fd(node, &own);
+
+	if (fd < 0)
+		return fd;
+	return RET_NERRNO(
+	    linkat(AT_FDCWD, path_fd_proc(fd, proc, sizeof(proc)), upper, name, AT_SYMLINK_FOLLOW));
+}
+
 int dir_link(struct unionfs *fs, struct node *node, struct node *dir, const char *name,
 	     struct node **out, struct stat *st)
 {
-	char proc[32];
-	_cleanup_close_ int own = -EBADF;
-	int upper, fd, r;
+	int upper, r;
 
 	r = copyup(fs, node, true);
 	if (r < 0)
@@ -252,11 +263,7 @@ int dir_link(struct unionfs *fs, struct node *node, struct node *dir, const char
 		if (r < 0)
 			return r;
 	}
-	fd = node_use_fd(node, &own);
-	if (fd < 0)
-		return fd;
-	r = RET_NERRNO(
-	    linkat(AT_FDCWD, path_fd_proc(fd, proc, sizeof(proc)), upper, name, AT_SYMLINK_FOLLOW));
+	r = link_upper_object(node, upper, name);
 	if (r < 0)
 		return r;
 	dir_listing_invalidate(dir);
@@ -276,18 +283,12 @@ static int discard(struct unionfs *fs, int upper, const char *name)
 
 int dir_name_upper_link(struct unionfs *fs, struct node *node, int upper, const char *name)
 {
-	char proc[PATH_FD_PROC_SIZE];
-	_cleanup_close_ int own = -EBADF;
 	struct stat st;
-	int fd, r;
+	int r;
 
 	if (S_ISDIR(node->type) || fstatat(upper, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
-	fd = node_use_fd(node, &own);
-	if (fd < 0)
-		return fd;
-	r = RET_NERRNO(
-	    linkat(AT_FDCWD, path_fd_proc(fd, proc, sizeof(proc)), upper, name, AT_SYMLINK_FOLLOW));
+	r = link_upper_object(node, upper, name);
 	return r < 0 ? r : nlink_upper_link_added(fs, node);
 }
 
